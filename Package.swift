@@ -1,0 +1,43 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "wqfs",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "wqfs", targets: ["wqfs"]),
+        .executable(name: "wqcat", targets: ["wqcat"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // Layer 1: libfuse3's low-level API, imported through a shim header.
+        .systemLibrary(
+            name: "CFuse",
+            pkgConfig: "fuse3",
+            providers: [.apt(["libfuse3-dev"])]
+        ),
+        // Layer 2: a thin, safe Swift binding of the low-level API.
+        .target(name: "FuseBinding", dependencies: ["CFuse"]),
+        // Layer 3: the pure engine: records, rings, filters, sources, grammars. No I/O.
+        .target(name: "WatchQueueCore"),
+        // Layer 4: the filesystem, mapping inodes and files onto the engine.
+        .target(name: "WatchQueueFS", dependencies: ["FuseBinding", "WatchQueueCore"]),
+        // Layer 5: the executables.
+        .executableTarget(name: "wqfs", dependencies: ["WatchQueueFS"]),
+        .target(name: "WQCatKit", dependencies: ["WatchQueueCore"]),
+        .executableTarget(name: "wqcat", dependencies: [
+            "WQCatKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        // The kernel's own structs and macros, compiled from <linux/watch_queue.h>,
+        // so tests compare our bytes with the header's rather than with ourselves.
+        .target(name: "CWatchQueueABI", path: "Tests/CWatchQueueABI"),
+
+        .testTarget(name: "WatchQueueCoreTests", dependencies: ["WatchQueueCore", "CWatchQueueABI"]),
+        .testTarget(name: "WatchQueueFSTests", dependencies: ["WatchQueueFS", "WatchQueueCore", "CWatchQueueABI"]),
+        .testTarget(name: "WQCatTests", dependencies: ["WQCatKit", "WatchQueueCore"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,627 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+import Synchronization
+
+/// How a read that waited ends.
+public enum ParkedReadResult: Equatable, Sendable {
+    /// Whole records (and loss records) for the reader.
+    case data([UInt8])
+    /// The queue is gone, or the engine shut down: end of file.
+    case endOfFile
+    /// The read failed with this errno (ENOBUFS: the first record does not fit).
+    case failure(Int32)
+}
+
+/// Replies and poll notifications that an operation made due, to be sent by the
+/// caller after the engine's lock is released. Empty unless someone was waiting.
+public struct Wakeups: Sendable {
+    /// Parked reads to answer: the token given when parking, and the answer.
+    public var reads: [(token: UInt64, result: ParkedReadResult)] = []
+    /// Poll tokens to notify (and then release): their queue became ready or went away.
+    public var polls: [UInt64] = []
+
+    public init() {}
+
+    public var isEmpty: Bool { reads.isEmpty && polls.isEmpty }
+}
+
+/// The outcome of a read that may wait.
+public enum ReadAttempt: Equatable, Sendable {
+    /// Records were ready.
+    case data([UInt8])
+    /// The queue is gone: end of file.
+    case endOfFile
+    /// Nothing ready and the read may not wait: EAGAIN.
+    case wouldBlock
+    /// The read is parked under its token; it is answered through `Wakeups`.
+    case parked
+    /// The read fails at once with this errno.
+    case failure(Int32)
+}
+
+/// Poll bits as `<poll.h>` defines them.
+public enum PollEvents {
+    public static let readable: UInt32 = 0x001 | 0x040 // POLLIN | POLLRDNORM
+    public static let hangUp: UInt32 = 0x010 // POLLHUP
+}
+
+/// What `NAME.status` shows.
+public struct QueueStatus: Equatable, Sendable {
+    public var size: Int
+    public var queued: Int
+    public var bytes: Int
+    public var lossPending: Bool
+    public var counters: QueueCounters
+    public var watches: Int
+    public var filters: Int
+    public var readers: Int
+    public var waiting: Int
+
+    /// `key value` lines.
+    public var text: String {
+        """
+        size \(size)
+        queued \(queued)
+        bytes \(bytes)
+        lost \(counters.lost)
+        posted \(counters.posted)
+        filtered \(counters.filtered)
+        read \(counters.read)
+        loss_pending \(lossPending ? 1 : 0)
+        watches \(watches)
+        filters \(filters)
+        readers \(readers)
+        waiting \(waiting)
+
+        """
+    }
+}
+
+/// The whole notification machine: queues, sources, watches, filters and posting,
+/// with the kernel's rules and no I/O. Every method takes one lock, so the engine
+/// may be called from any number of threads; nothing it returns needs the lock.
+public final class Engine: Sendable {
+    /// The limits the engine was made with.
+    public let limits: Limits
+    private let state: Mutex<State>
+    private let clock: @Sendable () -> Timestamp
+
+    public init(limits: Limits = Limits(), clock: @escaping @Sendable () -> Timestamp = Timestamp.now) {
+        self.limits = limits
+        self.clock = clock
+        state = Mutex(State())
+    }
+
+    struct State: ~Copyable {
+        var queues: [String: QueueObject] = [:]
+        var queuesByID: [QueueID: QueueObject] = [:]
+        var sources: [String: SourceObject] = [:]
+        var sourcesByID: [SourceID: SourceObject] = [:]
+        var nextHandle: UInt64 = 1
+        var nextObjectID: UInt64 = 1
+        var watchesByUser: [UInt32: Int] = [:]
+        var totalSlots = 0
+
+        mutating func handle() -> UInt64 {
+            defer { nextHandle += 1 }
+            return nextHandle
+        }
+    }
+
+    // MARK: queues
+
+    /// Makes a queue with the default size and no filter.
+    /// - Throws: EINVAL for a bad name, EEXIST, ENOSPC past the queue or memory limit.
+    @discardableResult
+    public func createQueue(named name: String, owner: Credentials) throws(WQError) -> QueueID {
+        try Grammar.validateName(name)
+        let now = clock()
+        return try state.withLock { (state: inout State) throws(WQError) -> QueueID in
+            guard state.queues[name] == nil else { throw WQError(EEXIST, "queue \(Grammar.quoted(name)) exists") }
+            guard state.queues.count < limits.maxQueues else {
+                throw WQError(ENOSPC, "the mount holds its limit of \(limits.maxQueues) queues")
+            }
+            try reserveSlots(limits.defaultSize, in: &state)
+            let queue = QueueObject(id: QueueID(raw: state.handle()), name: name, capacity: limits.defaultSize, owner: owner, at: now)
+            state.queues[name] = queue
+            state.queuesByID[queue.id] = queue
+            return queue.id
+        }
+    }
+
+    private func reserveSlots(_ slots: Int, in state: inout State) throws(WQError) {
+        guard state.totalSlots + slots <= limits.maxTotalSlots else {
+            throw WQError(ENOSPC, "queues would hold \(state.totalSlots + slots) record slots, over the mount's limit of \(limits.maxTotalSlots)")
+        }
+        state.totalSlots += slots
+    }
+
+    /// Destroys a queue: its watches detach silently, parked readers get end of
+    /// file, pollers see POLLHUP.
+    public func removeQueue(named name: String) throws(WQError) -> Wakeups {
+        try state.withLock { (state: inout State) throws(WQError) -> Wakeups in
+            guard let queue = state.queues.removeValue(forKey: name) else {
+                throw WQError(ENOENT, "no queue \(Grammar.quoted(name))")
+            }
+            state.queuesByID[queue.id] = nil
+            state.totalSlots -= queue.ring.capacity
+            for source in queue.watched {
+                if let index = source.watches.firstIndex(where: { $0.queue === queue }) {
+                    state.watchesByUser[source.watches[index].uid, default: 1] -= 1
+                    source.watches.remove(at: index)
+                }
+            }
+            queue.watched = []
+            var wakeups = Wakeups()
+            wakeups.reads = queue.parked.map { ($0.token, .endOfFile) }
+            wakeups.polls = queue.pollers
+            queue.parked = []
+            queue.pollers = []
+            return wakeups
+        }
+    }
+
+    /// The queue with this name, if any.
+    public func queue(named name: String) -> QueueID? {
+        state.withLock { $0.queues[name]?.id }
+    }
+
+    /// The queue's name, while it exists.
+    public func name(of queue: QueueID) -> String? {
+        state.withLock { $0.queuesByID[queue]?.name }
+    }
+
+    /// Every queue's name, in creation order.
+    public func queueNames() -> [String] {
+        state.withLock { state in state.queuesByID.values.sorted { $0.id.raw < $1.id.raw }.map(\.name) }
+    }
+
+    /// Capacity in records.
+    public func size(of queue: QueueID) throws(WQError) -> Int {
+        try withQueue(queue) { queue, _ in queue.ring.capacity }
+    }
+
+    /// Sets the capacity.
+    /// - Throws: EINVAL outside 1...maxSize, EBUSY below the records queued, ENOSPC past the memory limit.
+    public func setSize(of queue: QueueID, to size: Int) throws(WQError) {
+        try withQueue(queue) { (queue, state) throws(WQError) in
+            guard (1...limits.maxSize).contains(size) else {
+                throw .invalid("size \(size) is outside 1..\(limits.maxSize)")
+            }
+            guard size >= queue.ring.count else {
+                throw WQError(EBUSY, "\(queue.ring.count) records are queued, more than size \(size)")
+            }
+            if size > queue.ring.capacity { try reserveSlots(size - queue.ring.capacity, in: &state) } else {
+                state.totalSlots -= queue.ring.capacity - size
+            }
+            queue.ring.resize(to: size)
+            touch(&queue.metadata[QueueFile.size.rawValue])
+        }
+    }
+
+    /// Replaces, extends or clears the filter, all at once.
+    /// - Throws: EINVAL when the result would exceed `maxFilters` entries.
+    public func setFilter(of queue: QueueID, _ write: Grammar.FilterWrite, append: Bool) throws(WQError) {
+        try withQueue(queue) { (queue, _) throws(WQError) in
+            let entries: [FilterEntry]
+            switch write {
+            case .clear: entries = []
+            case .entries(let new): entries = append ? queue.filter.entries + new : new
+            }
+            guard entries.count <= limits.maxFilters else {
+                throw .invalid("the filter would hold \(entries.count) entries, over the limit of \(limits.maxFilters)")
+            }
+            queue.filter = QueueFilter(entries)
+            touch(&queue.metadata[QueueFile.filter.rawValue])
+        }
+    }
+
+    /// The queue's filter.
+    public func filter(of queue: QueueID) throws(WQError) -> QueueFilter {
+        try withQueue(queue) { queue, _ in queue.filter }
+    }
+
+    /// The numbers `NAME.status` shows.
+    public func status(of queue: QueueID) throws(WQError) -> QueueStatus {
+        try withQueue(queue) { queue, _ in
+            QueueStatus(size: queue.ring.capacity, queued: queue.ring.count, bytes: queue.ring.byteCount,
+                        lossPending: queue.ring.lossPending, counters: queue.counters,
+                        watches: queue.watched.count, filters: queue.filter.entries.count,
+                        readers: queue.openReaders, waiting: queue.parked.count)
+        }
+    }
+
+    /// Bytes of queued records, as FIONREAD reports (an owed loss record not counted).
+    public func queuedBytes(of queue: QueueID) throws(WQError) -> Int {
+        try withQueue(queue) { queue, _ in queue.ring.byteCount }
+    }
+
+    /// Counts an open reader of the queue, for status.
+    public func openReader(of queue: QueueID, delta: Int) {
+        state.withLock { state in state.queuesByID[queue]?.openReaders += delta }
+    }
+
+    private func withQueue<T: Sendable>(_ id: QueueID, _ body: (QueueObject, inout State) throws(WQError) -> T) throws(WQError) -> T {
+        try state.withLock { (state: inout State) throws(WQError) -> T in
+            guard let queue = state.queuesByID[id] else { throw WQError(ENOENT, "the queue is gone") }
+            return try body(queue, &state)
+        }
+    }
+
+    // MARK: reading
+
+    /// Reads without waiting into `buffer`: whole records and loss records as the
+    /// kernel places them. Returns the bytes copied, 0 when the queue is gone.
+    /// - Throws: EAGAIN when empty, ENOBUFS when the first record does not fit.
+    public func read(from queue: QueueID, into buffer: UnsafeMutableRawBufferPointer) throws(WQError) -> Int {
+        try state.withLock { (state: inout State) throws(WQError) -> Int in
+            guard let queue = state.queuesByID[queue] else { return 0 }
+            switch Self.take(from: queue, into: buffer) {
+            case .copied(let bytes, _): return bytes
+            case .bufferTooSmall: throw WQError(ENOBUFS, "the next record does not fit in \(buffer.count) bytes")
+            case .empty: throw WQError(EAGAIN, "the queue is empty")
+            }
+        }
+    }
+
+    /// Reads up to `capacity` bytes, or parks the read under `token` when the queue
+    /// is empty and `token` is given. A parked read is answered through the
+    /// `Wakeups` of a later post, removal or shutdown, or withdrawn by `cancelRead`.
+    public func read(from queue: QueueID, capacity: Int, parkingAs token: UInt64?) -> ReadAttempt {
+        state.withLock { state in
+            guard let queue = state.queuesByID[queue] else { return .endOfFile }
+            guard queue.ring.isReadable else {
+                guard let token else { return .wouldBlock }
+                queue.parked.append(ParkedRead(token: token, capacity: capacity))
+                return .parked
+            }
+            switch Self.takeArray(from: queue, capacity: capacity) {
+            case .data(let bytes): return .data(bytes)
+            case .failure(let errno): return .failure(errno)
+            case .endOfFile: return .wouldBlock
+            }
+        }
+    }
+
+    /// Withdraws a parked read (its caller was interrupted). True when it was still
+    /// parked: the caller then owns its reply; false when a wakeup already took it.
+    public func cancelRead(on queue: QueueID, token: UInt64) -> Bool {
+        state.withLock { state in
+            guard let queue = state.queuesByID[queue],
+                  let index = queue.parked.firstIndex(where: { $0.token == token }) else { return false }
+            queue.parked.remove(at: index)
+            return true
+        }
+    }
+
+    /// The poll mask now. When nothing is ready and `token` is given, the token is
+    /// kept and comes back in `Wakeups.polls` once the queue is ready or destroyed;
+    /// `kept` says whether it was (if not, the caller releases it).
+    public func poll(_ queue: QueueID, token: UInt64?) -> (events: UInt32, kept: Bool) {
+        state.withLock { state in
+            guard let queue = state.queuesByID[queue] else { return (PollEvents.hangUp, false) }
+            if queue.ring.isReadable { return (PollEvents.readable, false) }
+            guard let token else { return (0, false) }
+            queue.pollers.append(token)
+            return (0, true)
+        }
+    }
+
+    private static func take(from queue: QueueObject, into buffer: UnsafeMutableRawBufferPointer) -> RecordRing.ReadOutcome {
+        let outcome = queue.ring.read(into: buffer)
+        if case .copied(_, let records) = outcome { queue.counters.read += UInt64(records) }
+        return outcome
+    }
+
+    /// Takes records into a new array sized to what can be copied.
+    private static func takeArray(from queue: QueueObject, capacity: Int) -> ParkedReadResult {
+        let most = min(capacity, queue.ring.byteCount + Records.loss.count * (queue.ring.count + 1))
+        var outcome = RecordRing.ReadOutcome.empty
+        let bytes = [UInt8](unsafeUninitializedCapacity: most) { buffer, count in
+            outcome = take(from: queue, into: UnsafeMutableRawBufferPointer(buffer))
+            if case .copied(let bytes, _) = outcome { count = bytes } else { count = 0 }
+        }
+        switch outcome {
+        case .copied: return .data(bytes)
+        case .bufferTooSmall: return .failure(ENOBUFS)
+        case .empty: return .endOfFile
+        }
+    }
+
+    /// Answers parked reads and pollers of a queue that became readable.
+    private static func wake(_ queue: QueueObject, into wakeups: inout Wakeups) {
+        guard queue.ring.isReadable else { return }
+        while !queue.parked.isEmpty && queue.ring.isReadable {
+            let read = queue.parked.removeFirst()
+            wakeups.reads.append((read.token, takeArray(from: queue, capacity: read.capacity)))
+        }
+        if !queue.pollers.isEmpty && queue.ring.isReadable {
+            wakeups.polls += queue.pollers
+            queue.pollers.removeAll(keepingCapacity: true)
+        }
+    }
+
+    // MARK: sources
+
+    /// Makes a source with a fresh unique object id and the user type.
+    /// - Throws: EINVAL for a bad name, EEXIST, ENOSPC past the source limit.
+    @discardableResult
+    public func createSource(named name: String, owner: Credentials, mode: UInt32 = 0o755) throws(WQError) -> SourceID {
+        try Grammar.validateName(name)
+        let now = clock()
+        return try state.withLock { (state: inout State) throws(WQError) -> SourceID in
+            guard state.sources[name] == nil else { throw WQError(EEXIST, "source \(Grammar.quoted(name)) exists") }
+            guard state.sources.count < limits.maxSources else {
+                throw WQError(ENOSPC, "the mount holds its limit of \(limits.maxSources) sources")
+            }
+            var objectID = state.nextObjectID
+            while state.sources.values.contains(where: { $0.objectID == objectID }) && state.sources.count < 1 << 20 {
+                objectID &+= 1
+            }
+            state.nextObjectID = objectID &+ 1
+            let source = SourceObject(id: SourceID(raw: state.handle()), name: name, objectID: objectID,
+                                      owner: owner, directoryMode: mode, at: now)
+            state.sources[name] = source
+            state.sourcesByID[source.id] = source
+            return source.id
+        }
+    }
+
+    /// Destroys a source: each watching queue first receives a removal record
+    /// carrying its own watch ID.
+    public func removeSource(named name: String) throws(WQError) -> Wakeups {
+        try state.withLock { (state: inout State) throws(WQError) -> Wakeups in
+            guard let source = state.sources.removeValue(forKey: name) else {
+                throw WQError(ENOENT, "no source \(Grammar.quoted(name))")
+            }
+            state.sourcesByID[source.id] = nil
+            var wakeups = Wakeups()
+            for watch in source.watches {
+                Self.detach(watch, from: source, state: &state, wakeups: &wakeups)
+            }
+            source.watches = []
+            return wakeups
+        }
+    }
+
+    /// Ends a watch: its queue forgets the source and receives a removal record.
+    private static func detach(_ watch: Watch, from source: SourceObject, state: inout State, wakeups: inout Wakeups) {
+        state.watchesByUser[watch.uid, default: 1] -= 1
+        watch.queue.watched.removeAll { $0 === source }
+        Records.removal(watchID: watch.watchID, objectID: source.objectID).withUnsafeBytes { record in
+            deliver(record, header: RecordHeader(bytes: record), to: watch.queue, watchID: watch.watchID)
+        }
+        wake(watch.queue, into: &wakeups)
+    }
+
+    /// The source with this name, if any.
+    public func source(named name: String) -> SourceID? {
+        state.withLock { $0.sources[name]?.id }
+    }
+
+    /// Every source's name, in creation order.
+    public func sourceNames() -> [String] {
+        state.withLock { state in state.sourcesByID.values.sorted { $0.id.raw < $1.id.raw }.map(\.name) }
+    }
+
+    /// The source's object id (the u64 in removal records).
+    public func objectID(of source: SourceID) throws(WQError) -> UInt64 {
+        try withSource(source) { source, _ in source.objectID }
+    }
+
+    /// Sets the object id.
+    /// - Throws: EBUSY while watched, EEXIST when another source has that id.
+    public func setObjectID(of source: SourceID, to objectID: UInt64) throws(WQError) {
+        try withSource(source) { (source, state) throws(WQError) in
+            guard source.watches.isEmpty else {
+                throw WQError(EBUSY, "the id of a watched source cannot change (\(source.watches.count) watches)")
+            }
+            if let other = state.sources.values.first(where: { $0.objectID == objectID && $0 !== source }) {
+                throw WQError(EEXIST, "source \(Grammar.quoted(other.name)) already has id \(objectID)")
+            }
+            source.objectID = objectID
+            touch(&source.metadata[SourceFile.id.rawValue])
+        }
+    }
+
+    /// The type the source posts.
+    public func type(of source: SourceID) throws(WQError) -> UInt32 {
+        try withSource(source) { source, _ in source.type }
+    }
+
+    /// Sets the type the source posts (1...0xffffff).
+    public func setType(of source: SourceID, to type: UInt32) throws(WQError) {
+        try withSource(source) { (source, _) throws(WQError) in
+            guard (1...RecordLayout.maxType).contains(type) else {
+                throw .invalid("type \(type) is outside 1..0xffffff")
+            }
+            source.type = type
+            touch(&source.metadata[SourceFile.type.rawValue])
+        }
+    }
+
+    /// `QUEUE WATCH_ID` lines, oldest watch first.
+    public func watchesText(of source: SourceID) throws(WQError) -> String {
+        try withSource(source) { source, _ in source.watches.map { "\($0.queue.name) \($0.watchID)\n" }.joined() }
+    }
+
+    private func withSource<T: Sendable>(_ id: SourceID, _ body: (SourceObject, inout State) throws(WQError) -> T) throws(WQError) -> T {
+        try state.withLock { (state: inout State) throws(WQError) -> T in
+            guard let source = state.sourcesByID[id] else { throw WQError(ENOENT, "the source is gone") }
+            return try body(source, &state)
+        }
+    }
+
+    // MARK: watches
+
+    /// Applies watch commands, all or none. Adding needs read access to the source
+    /// directory and to the queue file.
+    /// - Throws: ENOENT (no such queue, or no such watch), EBUSY (already watched),
+    ///   EACCES, EAGAIN (over the per-user watch limit).
+    public func applyWatches(_ commands: [Grammar.WatchCommand], to source: SourceID, caller: Credentials) throws(WQError) -> Wakeups {
+        try withSource(source) { (source, state) throws(WQError) -> Wakeups in
+            // Check everything against the state as it will be, before changing anything.
+            var watching = Set(source.watches.map { ObjectIdentifier($0.queue) })
+            var added = 0
+            var resolved: [(QueueObject, UInt8?)] = []
+            for (index, command) in commands.enumerated() {
+                let line = commands.count > 1 ? "command \(index + 1): " : ""
+                switch command {
+                case .add(let name, let watchID):
+                    guard let queue = state.queues[name] else { throw WQError(ENOENT, "\(line)no queue \(Grammar.quoted(name))") }
+                    guard queue.metadata[QueueFile.queue.rawValue].permits(.read, to: caller) else {
+                        throw WQError(EACCES, "\(line)no read permission on queue \(Grammar.quoted(name))")
+                    }
+                    guard source.metadata[SourceFile.directory.rawValue].permits(.read, to: caller) else {
+                        throw WQError(EACCES, "\(line)no read permission on source \(Grammar.quoted(source.name))")
+                    }
+                    guard watching.insert(ObjectIdentifier(queue)).inserted else {
+                        throw WQError(EBUSY, "\(line)queue \(Grammar.quoted(name)) already watches \(Grammar.quoted(source.name))")
+                    }
+                    added += 1
+                    resolved.append((queue, watchID))
+                case .remove(let name):
+                    guard let queue = state.queues[name], watching.remove(ObjectIdentifier(queue)) != nil else {
+                        throw WQError(ENOENT, "\(line)queue \(Grammar.quoted(name)) does not watch \(Grammar.quoted(source.name))")
+                    }
+                    added -= 1
+                    resolved.append((queue, nil))
+                }
+            }
+            let held = state.watchesByUser[caller.uid, default: 0]
+            if added > 0 && held + added > limits.maxWatchesPerUser {
+                throw WQError(EAGAIN, "uid \(caller.uid) holds \(held) watches; \(added) more exceed the limit of \(limits.maxWatchesPerUser)")
+            }
+            var wakeups = Wakeups()
+            for (queue, watchID) in resolved {
+                if let watchID {
+                    source.watches.append(Watch(queue: queue, watchID: watchID, uid: caller.uid))
+                    queue.watched.append(source)
+                    state.watchesByUser[caller.uid, default: 0] += 1
+                } else if let index = source.watches.firstIndex(where: { $0.queue === queue }) {
+                    Self.detach(source.watches.remove(at: index), from: source, state: &state, wakeups: &wakeups)
+                }
+            }
+            touch(&source.metadata[SourceFile.watches.rawValue])
+            return wakeups
+        }
+    }
+
+    /// Watches held by a user, against `maxWatchesPerUser`.
+    public func watchCount(of uid: UInt32) -> Int {
+        state.withLock { $0.watchesByUser[uid, default: 0] }
+    }
+
+    // MARK: posting
+
+    /// Posts packed records from `post.bin`, all or none.
+    /// - Throws: EINVAL when a record is malformed or not of the source's type.
+    public func postBinary(_ records: UnsafeRawBufferPointer, to source: SourceID) throws(WQError) -> Wakeups {
+        try withSource(source) { (source, _) throws(WQError) -> Wakeups in
+            try Grammar.validatePostBinary(records, type: source.type)
+            return Self.post(records, from: source, stampType: false)
+        }
+    }
+
+    /// Posts the lines written to `post`, all or none.
+    /// - Throws: the grammar's errors (EINVAL, EMSGSIZE).
+    public func postText(_ text: String, to source: SourceID) throws(WQError) -> Wakeups {
+        // Parse outside the lock; the type is stamped under it, so a concurrent
+        // type change cannot split a write between two types.
+        let packed = try Grammar.post(text, type: NotificationType.user)
+        return try withSource(source) { source, _ in
+            packed.withUnsafeBytes { Self.post($0, from: source, stampType: true) }
+        }
+    }
+
+    /// Delivers each record to every watching queue. No allocation unless a reader
+    /// or poller is waiting.
+    private static func post(_ records: UnsafeRawBufferPointer, from source: SourceObject, stampType: Bool) -> Wakeups {
+        var wakeups = Wakeups()
+        guard !source.watches.isEmpty else { return wakeups }
+        var iterator = RecordIterator(records)
+        while let record = iterator.next() {
+            var header = record.header
+            if stampType {
+                header.type = source.type
+                UnsafeMutableRawPointer(mutating: record.bytes.baseAddress!).storeBytes(of: header.word0.littleEndian, as: UInt32.self)
+            }
+            for watch in source.watches {
+                deliver(record.bytes, header: header, to: watch.queue, watchID: watch.watchID)
+            }
+        }
+        for watch in source.watches where !watch.queue.parked.isEmpty || !watch.queue.pollers.isEmpty {
+            wake(watch.queue, into: &wakeups)
+        }
+        return wakeups
+    }
+
+    /// One copy into one queue: the watch ID goes into `info`, then the filter, then the ring.
+    @inline(__always)
+    private static func deliver(_ record: UnsafeRawBufferPointer, header: RecordHeader, to queue: QueueObject, watchID: UInt8) {
+        let info = header.info & ~RecordLayout.watchIDMask | UInt32(watchID) << RecordLayout.watchIDShift
+        queue.counters.posted += 1
+        guard queue.filter.admits(type: header.type, subtype: header.subtype, info: info) else {
+            queue.counters.filtered += 1
+            return
+        }
+        if !queue.ring.push(record, info: info) { queue.counters.lost += 1 }
+    }
+
+    // MARK: metadata
+
+    /// The metadata of one of a queue's files.
+    public func metadata(of queue: QueueID, file: QueueFile) -> Metadata? {
+        state.withLock { $0.queuesByID[queue]?.metadata[file.rawValue] }
+    }
+
+    /// The metadata of a source's directory or one of its files.
+    public func metadata(of source: SourceID, file: SourceFile) -> Metadata? {
+        state.withLock { $0.sourcesByID[source]?.metadata[file.rawValue] }
+    }
+
+    /// Applies a `setattr` to one of a queue's files and returns the result.
+    public func changeMetadata(of queue: QueueID, file: QueueFile, _ change: MetadataChange) throws(WQError) -> Metadata {
+        try withQueue(queue) { queue, _ in apply(change, to: &queue.metadata[file.rawValue]) }
+    }
+
+    /// Applies a `setattr` to a source's directory or file and returns the result.
+    public func changeMetadata(of source: SourceID, file: SourceFile, _ change: MetadataChange) throws(WQError) -> Metadata {
+        try withSource(source) { source, _ in apply(change, to: &source.metadata[file.rawValue]) }
+    }
+
+    private func apply(_ change: MetadataChange, to metadata: inout Metadata) -> Metadata {
+        if let uid = change.uid { metadata.uid = uid }
+        if let gid = change.gid { metadata.gid = gid }
+        if let mode = change.mode { metadata.mode = mode & 0o7777 }
+        if let accessed = change.accessed { metadata.accessed = accessed }
+        if let modified = change.modified { metadata.modified = modified }
+        metadata.changed = clock()
+        return metadata
+    }
+
+    private func touch(_ metadata: inout Metadata) {
+        let now = clock()
+        metadata.modified = now
+        metadata.changed = now
+    }
+
+    // MARK: teardown
+
+    /// Ends every parked read with end of file and hands back every poll token,
+    /// for unmount.
+    public func shutdown() -> Wakeups {
+        state.withLock { state in
+            var wakeups = Wakeups()
+            for queue in state.queuesByID.values {
+                wakeups.reads += queue.parked.map { ($0.token, .endOfFile) }
+                wakeups.polls += queue.pollers
+                queue.parked = []
+                queue.pollers = []
+            }
+            return wakeups
+        }
+    }
+}

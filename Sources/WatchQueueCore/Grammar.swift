@@ -1,0 +1,373 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The text grammars of the control files (DESIGN.md §2): parsers that reject with a
+/// typed error naming the offending token, and printers of the canonical form.
+/// A multi-line input is parsed whole before anything is applied.
+public enum Grammar {
+    /// Quotes a token for an error message, escaping what is not printable ASCII.
+    public static func quoted<S: StringProtocol>(_ token: S) -> String {
+        var out = "'"
+        for byte in token.utf8.prefix(80) {
+            switch byte {
+            case 0x20...0x7e where byte != UInt8(ascii: "'") && byte != UInt8(ascii: "\\"):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                out += "\\x" + (byte < 16 ? "0" : "") + String(byte, radix: 16)
+            }
+        }
+        return out + (token.utf8.count > 80 ? "…'" : "'")
+    }
+
+    /// The meaningful lines of a write: split on newlines, blank lines and lines
+    /// starting with `#` dropped, each with its 1-based line number.
+    static func lines(_ text: String) -> [(number: Int, text: Substring)] {
+        var result: [(Int, Substring)] = []
+        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let trimmed = line.drop { $0 == " " || $0 == "\t" || $0 == "\r" }
+            if trimmed.isEmpty || trimmed.first == "#" { continue }
+            result.append((index + 1, line))
+        }
+        return result
+    }
+
+    /// Splits on spaces and tabs.
+    static func words(_ line: Substring) -> [Substring] {
+        line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
+    }
+
+    /// Parses an unsigned number, decimal or `0x` hexadecimal, within `range`.
+    public static func number<S: StringProtocol>(_ token: S, in range: ClosedRange<UInt64>, what: String) throws(WQError) -> UInt64 {
+        let text = Substring(token)
+        let value: UInt64?
+        if text.hasPrefix("0x") || text.hasPrefix("0X") {
+            value = text.count > 2 ? UInt64(text.dropFirst(2), radix: 16) : nil
+        } else {
+            value = text.allSatisfy(\.isASCII) ? UInt64(text, radix: 10) : nil
+        }
+        guard let value else { throw .invalid("\(what) \(quoted(token)) is not a number (decimal or 0x…)") }
+        guard range.contains(value) else {
+            throw .invalid("\(what) \(quoted(token)) is outside \(range.lowerBound)..\(range.upperBound)")
+        }
+        return value
+    }
+
+    // MARK: names
+
+    /// The longest name, in bytes.
+    public static let maxNameLength = 64
+
+    /// Checks a queue or source name: 1–64 bytes of letters, digits, `_ - @ :`.
+    public static func validateName(_ name: String) throws(WQError) {
+        let bytes = name.utf8
+        guard !bytes.isEmpty else { throw .invalid("empty name") }
+        guard bytes.count <= maxNameLength else {
+            throw .invalid("name \(quoted(name)) is longer than \(maxNameLength) bytes")
+        }
+        for byte in bytes {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "-"),
+                 UInt8(ascii: "@"), UInt8(ascii: ":"):
+                continue
+            default:
+                throw .invalid("name \(quoted(name)) may hold only letters, digits and _ - @ :")
+            }
+        }
+    }
+
+    // MARK: types
+
+    /// Type names accepted wherever a type is: `key` is the kernel's key type, `user`
+    /// the type a new source posts.
+    public static let typeNames: [(name: String, type: UInt32)] = [
+        ("key", NotificationType.keyNotify), ("key_notify", NotificationType.keyNotify),
+        ("user", NotificationType.user),
+    ]
+
+    /// Parses a type: a number 1..0xffffff or a known name. Type 0 is the queue
+    /// machinery's own and cannot be posted or filtered.
+    public static func type<S: StringProtocol>(_ token: S) throws(WQError) -> UInt32 {
+        if let named = typeNames.first(where: { $0.name == token }) { return named.type }
+        guard let first = token.first, first.isASCII, first.isNumber else {
+            throw .invalid("type \(quoted(token)) is neither a number nor one of \(typeNames.map(\.name).joined(separator: ", "))")
+        }
+        return UInt32(try number(token, in: 1...UInt64(RecordLayout.maxType), what: "type"))
+    }
+
+    /// Parses the text written to a `type` file.
+    public static func typeFile(_ text: String) throws(WQError) -> UInt32 {
+        try type(singleToken(text, what: "type"))
+    }
+
+    /// Parses the text written to an `id` file: a u64.
+    public static func objectID(_ text: String) throws(WQError) -> UInt64 {
+        try number(singleToken(text, what: "id"), in: 0...UInt64.max, what: "id")
+    }
+
+    /// Parses the text written to a `NAME.size` file.
+    public static func size(_ text: String, max: Int) throws(WQError) -> Int {
+        Int(try number(singleToken(text, what: "size"), in: 1...UInt64(max), what: "size"))
+    }
+
+    static func singleToken(_ text: String, what: String) throws(WQError) -> Substring {
+        let tokens = words(Substring(text.filter { $0 != "\n" }))
+        guard tokens.count == 1 else {
+            throw .invalid(tokens.isEmpty ? "no \(what) given" : "\(what) must be one value, got \(quoted(text))")
+        }
+        return tokens[0]
+    }
+
+    // MARK: filters
+
+    /// What a write to `NAME.filter` asks for.
+    public enum FilterWrite: Equatable, Sendable {
+        /// `none` (or nothing at all): remove the filter.
+        case clear
+        /// Entries to install or append.
+        case entries([FilterEntry])
+    }
+
+    /// Parses a write to `NAME.filter`: `none`, or one entry per line.
+    public static func filter(_ text: String, maxEntries: Int) throws(WQError) -> FilterWrite {
+        let lines = lines(text)
+        if lines.isEmpty { return .clear }
+        if lines.count == 1, words(lines[0].text) == ["none"] { return .clear }
+        guard lines.count <= maxEntries else {
+            throw .invalid("\(lines.count) filter entries exceed the limit of \(maxEntries)")
+        }
+        var entries: [FilterEntry] = []
+        for line in lines {
+            do throws(WQError) {
+                entries.append(try filterEntry(line.text))
+            } catch {
+                throw WQError(error.errno, "line \(line.number): \(error.reason)")
+            }
+        }
+        return .entries(entries)
+    }
+
+    /// Parses `type=T [subtypes=LIST] [info=FILTER/MASK]`.
+    public static func filterEntry(_ line: Substring) throws(WQError) -> FilterEntry {
+        var type: UInt32?
+        var subtypes: SubtypeSet?
+        var info: (UInt32, UInt32)?
+        for word in words(line) {
+            guard let equals = word.firstIndex(of: "=") else {
+                throw .invalid("expected key=value, got \(quoted(word))")
+            }
+            let key = word[..<equals]
+            let value = word[word.index(after: equals)...]
+            switch key {
+            case "type" where type == nil:
+                type = try Self.type(value)
+            case "subtypes" where subtypes == nil:
+                subtypes = try subtypeList(value)
+            case "info" where info == nil:
+                let parts = value.split(separator: "/", omittingEmptySubsequences: false)
+                guard parts.count == 2 else { throw .invalid("info \(quoted(value)) is not FILTER/MASK") }
+                info = (UInt32(try number(parts[0], in: 0...UInt64(UInt32.max), what: "info filter")),
+                        UInt32(try number(parts[1], in: 0...UInt64(UInt32.max), what: "info mask")))
+            case "type", "subtypes", "info":
+                throw .invalid("\(key)= given twice")
+            default:
+                throw .invalid("unknown key \(quoted(key)) (expected type=, subtypes=, info=)")
+            }
+        }
+        guard let type else { throw .invalid("missing type=") }
+        return try FilterEntry(type: type, subtypes: subtypes ?? .all, infoFilter: info?.0 ?? 0, infoMask: info?.1 ?? 0)
+    }
+
+    /// Parses `all` or comma-separated `N` and `N-M` in 0..255.
+    public static func subtypeList(_ text: Substring) throws(WQError) -> SubtypeSet {
+        if text == "all" { return .all }
+        var set = SubtypeSet()
+        for item in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let bounds = item.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+            let low = try number(bounds[0], in: 0...255, what: "subtype")
+            let high = bounds.count == 2 ? try number(bounds[1], in: 0...255, what: "subtype") : low
+            guard low <= high else { throw .invalid("subtype range \(quoted(item)) runs backwards") }
+            for subtype in low...high { set.insert(UInt8(subtype)) }
+        }
+        return set
+    }
+
+    /// The canonical text of a filter: one line per entry, or `none`.
+    public static func format(filter: QueueFilter) -> String {
+        guard !filter.isEmpty else { return "none\n" }
+        return filter.entries.map { format(entry: $0) + "\n" }.joined()
+    }
+
+    /// `type=T subtypes=LIST info=0xF/0xM`, the form reading a filter gives back.
+    public static func format(entry: FilterEntry) -> String {
+        "type=\(entry.type) subtypes=\(format(subtypes: entry.subtypes)) info=0x\(String(entry.infoFilter, radix: 16))/0x\(String(entry.infoMask, radix: 16))"
+    }
+
+    /// `all`, or the shortest list of `N` and `N-M` items.
+    public static func format(subtypes: SubtypeSet) -> String {
+        if subtypes == .all { return "all" }
+        var items: [String] = []
+        var subtype = 0
+        while subtype < 256 {
+            guard subtypes.contains(UInt8(subtype)) else { subtype += 1; continue }
+            var end = subtype
+            while end < 255 && subtypes.contains(UInt8(end + 1)) { end += 1 }
+            items.append(end == subtype ? "\(subtype)" : "\(subtype)-\(end)")
+            subtype = end + 1
+        }
+        return items.isEmpty ? "none" : items.joined(separator: ",")
+    }
+
+    // MARK: posting
+
+    /// Parses a write to `post` into packed records of `type`, one per line:
+    /// `SUBTYPE [info=N] [u8=N|u16=N|u32=N|u64=N|hex=HEX|str=TEXT]…`.
+    public static func post(_ text: String, type: UInt32) throws(WQError) -> [UInt8] {
+        var packed: [UInt8] = []
+        for line in lines(text) {
+            do throws(WQError) {
+                try appendPostRecord(line.text, type: type, to: &packed)
+            } catch {
+                throw WQError(error.errno, "line \(line.number): \(error.reason)")
+            }
+        }
+        return packed
+    }
+
+    static func appendPostRecord(_ line: Substring, type: UInt32, to packed: inout [UInt8]) throws(WQError) {
+        let start = packed.count
+        var rest = line.drop { $0 == " " || $0 == "\t" }
+        let subtypeToken = rest.prefix { $0 != " " && $0 != "\t" }
+        let subtype = UInt8(try number(subtypeToken, in: 0...255, what: "subtype"))
+        rest = rest.dropFirst(subtypeToken.count)
+        packed += [UInt8](repeating: 0, count: RecordLayout.headerSize)
+        var typeInfo: UInt16 = 0
+        var sawInfo = false
+        while true {
+            rest = rest.drop { $0 == " " || $0 == "\t" || $0 == "\r" }
+            guard !rest.isEmpty else { break }
+            if rest.hasPrefix("str=") {
+                // str= takes the rest of the line, spaces included.
+                var text = rest.dropFirst(4)
+                if text.last == "\r" { text = text.dropLast() }
+                packed += Array(text.utf8)
+                break
+            }
+            let word = rest.prefix { $0 != " " && $0 != "\t" && $0 != "\r" }
+            rest = rest.dropFirst(word.count)
+            guard let equals = word.firstIndex(of: "=") else {
+                throw .invalid("expected key=value, got \(quoted(word))")
+            }
+            let key = word[..<equals]
+            let value = word[word.index(after: equals)...]
+            switch key {
+            case "info":
+                guard !sawInfo, packed.count == start + RecordLayout.headerSize else {
+                    throw .invalid("info= must come once, before the payload")
+                }
+                sawInfo = true
+                typeInfo = UInt16(try number(value, in: 0...0xffff, what: "info"))
+            case "u8": packed.append(UInt8(try number(value, in: 0...0xff, what: "u8")))
+            case "u16": packed += Records.littleEndianBytes(UInt16(try number(value, in: 0...0xffff, what: "u16")))
+            case "u32": packed += Records.littleEndianBytes(UInt32(try number(value, in: 0...0xffff_ffff, what: "u32")))
+            case "u64": packed += Records.littleEndianBytes(try number(value, in: 0...UInt64.max, what: "u64"))
+            case "hex": packed += try hexBytes(value)
+            default:
+                throw .invalid("unknown item \(quoted(key)) (expected info=, u8=, u16=, u32=, u64=, hex=, str=)")
+            }
+            guard packed.count - start <= RecordLayout.maxLength else { break }
+        }
+        let length = packed.count - start
+        guard length <= RecordLayout.maxLength else {
+            throw WQError(EMSGSIZE, "record of \(length) bytes exceeds \(RecordLayout.maxLength)")
+        }
+        packed.withUnsafeMutableBytes { bytes in
+            RecordHeader(type: type, subtype: subtype, length: length, typeInfo: typeInfo)
+                .store(to: bytes.baseAddress! + start)
+        }
+    }
+
+    static func hexBytes(_ text: Substring) throws(WQError) -> [UInt8] {
+        let digits = Array(text.utf8)
+        guard digits.count % 2 == 0 else { throw .invalid("hex \(quoted(text)) has an odd number of digits") }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(digits.count / 2)
+        var index = 0
+        while index < digits.count {
+            guard let high = hexValue(digits[index]), let low = hexValue(digits[index + 1]) else {
+                throw .invalid("hex \(quoted(text)) holds a non-hex digit")
+            }
+            bytes.append(high << 4 | low)
+            index += 2
+        }
+        return bytes
+    }
+
+    private static func hexValue(_ digit: UInt8) -> UInt8? {
+        switch digit {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): digit - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): digit - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): digit - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
+    /// Checks a write to `post.bin`: packed records, each of the source's `type`, of
+    /// length 8..127 and lying wholly inside the write. Watch-ID bits are ignored
+    /// (delivery sets them). Returns the number of records.
+    @discardableResult
+    public static func validatePostBinary(_ bytes: UnsafeRawBufferPointer, type: UInt32) throws(WQError) -> Int {
+        var iterator = RecordIterator(bytes)
+        var records = 0
+        while let record = iterator.next() {
+            guard record.header.type == type else {
+                throw .invalid("record \(records) at byte \(iterator.offset - record.header.length) has type \(record.header.type), the source posts type \(type)")
+            }
+            records += 1
+        }
+        switch iterator.error {
+        case nil: return records
+        case .truncatedHeader(let offset, let available)?:
+            throw .invalid("\(available) stray bytes at byte \(offset): not a whole record header")
+        case .lengthTooSmall(let offset, let length)?:
+            throw .invalid("record at byte \(offset) has length \(length), under 8")
+        case .runsPastEnd(let offset, let length, let available)?:
+            throw .invalid("record at byte \(offset) has length \(length) but only \(available) bytes remain")
+        }
+    }
+
+    // MARK: watches
+
+    /// One line written to a `watches` file.
+    public enum WatchCommand: Equatable, Sendable {
+        /// `QUEUE WATCH_ID`: watch this source from the queue.
+        case add(queue: String, watchID: UInt8)
+        /// `!QUEUE`: remove the queue's watch of this source.
+        case remove(queue: String)
+    }
+
+    /// Parses a write to `watches`, one command per line.
+    public static func watches(_ text: String) throws(WQError) -> [WatchCommand] {
+        var commands: [WatchCommand] = []
+        for line in lines(text) {
+            do throws(WQError) {
+                let words = words(line.text)
+                if words.count == 1, words[0].hasPrefix("!") {
+                    let name = String(words[0].dropFirst())
+                    try validateName(name)
+                    commands.append(.remove(queue: name))
+                } else if words.count == 2 {
+                    let name = String(words[0])
+                    try validateName(name)
+                    commands.append(.add(queue: name, watchID: UInt8(try number(words[1], in: 0...255, what: "watch ID"))))
+                } else {
+                    throw .invalid("expected 'QUEUE WATCH_ID' or '!QUEUE', got \(quoted(line.text))")
+                }
+            } catch {
+                throw WQError(error.errno, "line \(line.number): \(error.reason)")
+            }
+        }
+        return commands
+    }
+}
