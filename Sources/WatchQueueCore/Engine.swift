@@ -103,6 +103,8 @@ public final class Engine: Sendable {
         var nextObjectID: UInt64 = 1
         var watchesByUser: [UInt32: Int] = [:]
         var totalSlots = 0
+        /// Which queue each parked read waits on, so an interrupt finds it by token.
+        var parkedReads: [UInt64: QueueID] = [:]
 
         mutating func handle() -> UInt64 {
             defer { nextHandle += 1 }
@@ -156,6 +158,7 @@ public final class Engine: Sendable {
             queue.watched = []
             var wakeups = Wakeups()
             wakeups.reads = queue.parked.map { ($0.token, .endOfFile) }
+            for read in queue.parked { state.parkedReads[read.token] = nil }
             wakeups.polls = queue.pollers
             queue.parked = []
             queue.pollers = []
@@ -269,12 +272,18 @@ public final class Engine: Sendable {
     /// Reads up to `capacity` bytes, or parks the read under `token` when the queue
     /// is empty and `token` is given. A parked read is answered through the
     /// `Wakeups` of a later post, removal or shutdown, or withdrawn by `cancelRead`.
-    public func read(from queue: QueueID, capacity: Int, parkingAs token: UInt64?) -> ReadAttempt {
+    /// `interrupted` is asked under the lock just before parking, so an interrupt
+    /// that lands before the read is parked is never missed: the read then fails
+    /// with EINTR, consuming nothing.
+    public func read(from queue: QueueID, capacity: Int, parkingAs token: UInt64?,
+                     interrupted: () -> Bool = { false }) -> ReadAttempt {
         state.withLock { state in
             guard let queue = state.queuesByID[queue] else { return .endOfFile }
             guard queue.ring.isReadable else {
                 guard let token else { return .wouldBlock }
+                if interrupted() { return .failure(EINTR) }
                 queue.parked.append(ParkedRead(token: token, capacity: capacity))
+                state.parkedReads[token] = queue.id
                 return .parked
             }
             switch Self.takeArray(from: queue, capacity: capacity) {
@@ -287,9 +296,10 @@ public final class Engine: Sendable {
 
     /// Withdraws a parked read (its caller was interrupted). True when it was still
     /// parked: the caller then owns its reply; false when a wakeup already took it.
-    public func cancelRead(on queue: QueueID, token: UInt64) -> Bool {
+    public func cancelRead(token: UInt64) -> Bool {
         state.withLock { state in
-            guard let queue = state.queuesByID[queue],
+            guard let id = state.parkedReads.removeValue(forKey: token),
+                  let queue = state.queuesByID[id],
                   let index = queue.parked.firstIndex(where: { $0.token == token }) else { return false }
             queue.parked.remove(at: index)
             return true
@@ -331,10 +341,11 @@ public final class Engine: Sendable {
     }
 
     /// Answers parked reads and pollers of a queue that became readable.
-    private static func wake(_ queue: QueueObject, into wakeups: inout Wakeups) {
+    private static func wake(_ queue: QueueObject, state: inout State, into wakeups: inout Wakeups) {
         guard queue.ring.isReadable else { return }
         while !queue.parked.isEmpty && queue.ring.isReadable {
             let read = queue.parked.removeFirst()
+            state.parkedReads[read.token] = nil
             wakeups.reads.append((read.token, takeArray(from: queue, capacity: read.capacity)))
         }
         if !queue.pollers.isEmpty && queue.ring.isReadable {
@@ -393,7 +404,7 @@ public final class Engine: Sendable {
         Records.removal(watchID: watch.watchID, objectID: source.objectID).withUnsafeBytes { record in
             deliver(record, header: RecordHeader(bytes: record), to: watch.queue, watchID: watch.watchID)
         }
-        wake(watch.queue, into: &wakeups)
+        wake(watch.queue, state: &state, into: &wakeups)
     }
 
     /// The source with this name, if any.
@@ -519,9 +530,9 @@ public final class Engine: Sendable {
     /// Posts packed records from `post.bin`, all or none.
     /// - Throws: EINVAL when a record is malformed or not of the source's type.
     public func postBinary(_ records: UnsafeRawBufferPointer, to source: SourceID) throws(WQError) -> Wakeups {
-        try withSource(source) { (source, _) throws(WQError) -> Wakeups in
+        try withSource(source) { (source, state) throws(WQError) -> Wakeups in
             try Grammar.validatePostBinary(records, type: source.type)
-            return Self.post(records, from: source, stampType: false)
+            return Self.post(records, from: source, state: &state)
         }
     }
 
@@ -530,30 +541,34 @@ public final class Engine: Sendable {
     public func postText(_ text: String, to source: SourceID) throws(WQError) -> Wakeups {
         // Parse outside the lock; the type is stamped under it, so a concurrent
         // type change cannot split a write between two types.
-        let packed = try Grammar.post(text, type: NotificationType.user)
-        return try withSource(source) { source, _ in
-            packed.withUnsafeBytes { Self.post($0, from: source, stampType: true) }
+        var packed = try Grammar.post(text, type: NotificationType.user)
+        return try withSource(source) { source, state in
+            packed.withUnsafeMutableBytes { records in
+                var offset = 0
+                while offset < records.count {
+                    var header = RecordHeader(bytes: UnsafeRawBufferPointer(rebasing: records[offset...]))
+                    header.type = source.type
+                    header.store(to: records.baseAddress! + offset)
+                    offset += header.length
+                }
+                return Self.post(UnsafeRawBufferPointer(records), from: source, state: &state)
+            }
         }
     }
 
     /// Delivers each record to every watching queue. No allocation unless a reader
     /// or poller is waiting.
-    private static func post(_ records: UnsafeRawBufferPointer, from source: SourceObject, stampType: Bool) -> Wakeups {
+    private static func post(_ records: UnsafeRawBufferPointer, from source: SourceObject, state: inout State) -> Wakeups {
         var wakeups = Wakeups()
         guard !source.watches.isEmpty else { return wakeups }
         var iterator = RecordIterator(records)
         while let record = iterator.next() {
-            var header = record.header
-            if stampType {
-                header.type = source.type
-                UnsafeMutableRawPointer(mutating: record.bytes.baseAddress!).storeBytes(of: header.word0.littleEndian, as: UInt32.self)
-            }
             for watch in source.watches {
-                deliver(record.bytes, header: header, to: watch.queue, watchID: watch.watchID)
+                deliver(record.bytes, header: record.header, to: watch.queue, watchID: watch.watchID)
             }
         }
         for watch in source.watches where !watch.queue.parked.isEmpty || !watch.queue.pollers.isEmpty {
-            wake(watch.queue, into: &wakeups)
+            wake(watch.queue, state: &state, into: &wakeups)
         }
         return wakeups
     }
@@ -615,6 +630,7 @@ public final class Engine: Sendable {
     public func shutdown() -> Wakeups {
         state.withLock { state in
             var wakeups = Wakeups()
+            state.parkedReads = [:]
             for queue in state.queuesByID.values {
                 wakeups.reads += queue.parked.map { ($0.token, .endOfFile) }
                 wakeups.polls += queue.pollers
