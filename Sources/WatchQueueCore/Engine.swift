@@ -412,6 +412,11 @@ public final class Engine: Sendable {
         state.withLock { $0.sources[name]?.id }
     }
 
+    /// The source's name, while it exists.
+    public func sourceName(of source: SourceID) -> String? {
+        state.withLock { $0.sourcesByID[source]?.name }
+    }
+
     /// Every source's name, in creation order.
     public func sourceNames() -> [String] {
         state.withLock { state in state.sourcesByID.values.sorted { $0.id.raw < $1.id.raw }.map(\.name) }

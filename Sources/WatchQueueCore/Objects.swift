@@ -3,9 +3,19 @@ import Glibc
 #endif
 
 /// Names a queue for as long as it lives; never reused within one engine.
-public struct QueueID: Hashable, Sendable { public let raw: UInt64 }
+public struct QueueID: Hashable, Sendable {
+    public let raw: UInt64
+    /// Rebuilds an id from its raw value (an inode number, say); a stale value
+    /// simply names no queue.
+    public init(raw: UInt64) { self.raw = raw }
+}
+
 /// Names a source for as long as it lives; never reused within one engine.
-public struct SourceID: Hashable, Sendable { public let raw: UInt64 }
+public struct SourceID: Hashable, Sendable {
+    public let raw: UInt64
+    /// Rebuilds an id from its raw value; a stale value simply names no source.
+    public init(raw: UInt64) { self.raw = raw }
+}
 
 /// The files that belong to a queue.
 public enum QueueFile: Int, CaseIterable, Sendable {
