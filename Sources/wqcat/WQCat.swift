@@ -133,7 +133,7 @@ func printError(_ message: String) {
 func writeAll(_ bytes: [UInt8], to fd: Int32) throws(Failure) {
     var done = 0
     while done < bytes.count {
-        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress.map { $0 + done }, $0.count - done) }
         if written < 0 {
             if errno == EINTR { continue }
             throw Failure(message: "write error: \(systemError())", status: ExitStatus.failure)
