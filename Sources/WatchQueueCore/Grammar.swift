@@ -20,11 +20,13 @@ public enum Grammar {
         return out + (token.utf8.count > 80 ? "…'" : "'")
     }
 
-    /// The meaningful lines of a write: split on newlines, blank lines and lines
-    /// starting with `#` dropped, each with its 1-based line number.
+    /// The meaningful lines of a write: split on newlines (`\n` or `\r\n`), blank lines
+    /// and lines starting with `#` dropped, each with its 1-based line number.
     static func lines(_ text: String) -> [(number: Int, text: Substring)] {
         var result: [(Int, Substring)] = []
-        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // "\r\n" is one Character in Swift, so splitting on "\n" alone would not split it.
+        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
+        for (index, line) in lines.enumerated() {
             let trimmed = line.drop { $0 == " " || $0 == "\t" || $0 == "\r" }
             if trimmed.isEmpty || trimmed.first == "#" { continue }
             result.append((index + 1, line))
@@ -37,14 +39,17 @@ public enum Grammar {
         line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
     }
 
-    /// Parses an unsigned number, decimal or `0x` hexadecimal, within `range`.
+    /// Parses an unsigned number, decimal or `0x` hexadecimal, within `range`. Only
+    /// digits are accepted: no sign (Swift's integer parser would take `+5` and `-0`).
     public static func number<S: StringProtocol>(_ token: S, in range: ClosedRange<UInt64>, what: String) throws(WQError) -> UInt64 {
         let text = Substring(token)
         let value: UInt64?
         if text.hasPrefix("0x") || text.hasPrefix("0X") {
-            value = text.count > 2 ? UInt64(text.dropFirst(2), radix: 16) : nil
+            let digits = text.dropFirst(2)
+            value = !digits.isEmpty && digits.utf8.allSatisfy({ hexValue($0) != nil }) ? UInt64(digits, radix: 16) : nil
         } else {
-            value = text.allSatisfy(\.isASCII) ? UInt64(text, radix: 10) : nil
+            let isDigit = { (byte: UInt8) in byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+            value = !text.isEmpty && text.utf8.allSatisfy(isDigit) ? UInt64(text, radix: 10) : nil
         }
         guard let value else { throw .invalid("\(what) \(quoted(token)) is not a number (decimal or 0x…)") }
         guard range.contains(value) else {
@@ -112,7 +117,7 @@ public enum Grammar {
     }
 
     static func singleToken(_ text: String, what: String) throws(WQError) -> Substring {
-        let tokens = words(Substring(text.filter { $0 != "\n" }))
+        let tokens = words(Substring(text.filter { $0 != "\n" && $0 != "\r\n" }))
         guard tokens.count == 1 else {
             throw .invalid(tokens.isEmpty ? "no \(what) given" : "\(what) must be one value, got \(quoted(text))")
         }
