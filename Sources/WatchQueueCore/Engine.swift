@@ -480,7 +480,10 @@ public final class Engine: Sendable {
         try withSource(source) { (source, state) throws(WQError) -> Wakeups in
             // Check everything against the state as it will be, before changing anything.
             var watching = Set(source.watches.map { ObjectIdentifier($0.queue) })
+            // The caller's net change in watches held: a removed watch gives room back
+            // only if it is the caller's (made before, or earlier in this write).
             var added = 0
+            var addedHere = Set<ObjectIdentifier>()
             var resolved: [(QueueObject, UInt8?)] = []
             for (index, command) in commands.enumerated() {
                 let line = commands.count > 1 ? "command \(index + 1): " : ""
@@ -497,12 +500,16 @@ public final class Engine: Sendable {
                         throw WQError(EBUSY, "\(line)queue \(Grammar.quoted(name)) already watches \(Grammar.quoted(source.name))")
                     }
                     added += 1
+                    addedHere.insert(ObjectIdentifier(queue))
                     resolved.append((queue, watchID))
                 case .remove(let name):
                     guard let queue = state.queues[name], watching.remove(ObjectIdentifier(queue)) != nil else {
                         throw WQError(ENOENT, "\(line)queue \(Grammar.quoted(name)) does not watch \(Grammar.quoted(source.name))")
                     }
-                    added -= 1
+                    if addedHere.remove(ObjectIdentifier(queue)) != nil
+                        || source.watches.first(where: { $0.queue === queue })?.uid == caller.uid {
+                        added -= 1
+                    }
                     resolved.append((queue, nil))
                 }
             }

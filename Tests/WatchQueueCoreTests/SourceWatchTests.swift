@@ -142,6 +142,28 @@ struct SourceWatchTests {
         #expect(f.engine.watchCount(of: 1001) == 0)
     }
 
+    @Test func removingAnotherUsersWatchDoesNotRaiseTheCallersAllowance() throws {
+        var limits = Fixture.smallLimits()
+        limits.maxWatchesPerUser = 1
+        let f = Fixture(limits: limits)
+        let alice = Credentials(uid: 1000, gid: 1000)
+        try f.queue("rootq")
+        for name in ["a", "b"] { try f.queue(name, owner: alice) }
+        let source = try f.source("s")
+        try f.watches("rootq 1", on: source)                 // root's watch
+        try f.watches("a 1", on: source, caller: alice)       // alice at her limit
+        expectFailure(EAGAIN, naming: ["1000"]) { try f.watches("!rootq\nb 1", on: source, caller: alice) }
+        #expect(f.engine.watchCount(of: 1000) == 1)
+        #expect(try f.engine.watchesText(of: source) == "rootq 1\na 1\n")
+        // Removing her own watch in the same write does make room.
+        try f.watches("!a\nb 1", on: source, caller: alice)
+        #expect(f.engine.watchCount(of: 1000) == 1)
+        // So does removing one she added earlier in the same write.
+        try f.watches("!b\na 2\n!a\nb 3", on: source, caller: alice)
+        #expect(f.engine.watchCount(of: 1000) == 1)
+        #expect(try f.engine.watchesText(of: source) == "rootq 1\nb 3\n")
+    }
+
     @Test func watchingAMissingQueueIsENOENT() throws {
         let f = Fixture()
         let source = try f.source("s")
