@@ -159,7 +159,7 @@ public final class Engine: Sendable {
             var wakeups = Wakeups()
             wakeups.reads = queue.parked.map { ($0.token, .endOfFile) }
             for read in queue.parked { state.parkedReads[read.token] = nil }
-            wakeups.polls = queue.pollers
+            wakeups.polls = queue.pollers.map(\.token)
             queue.parked = []
             queue.pollers = []
             return wakeups
@@ -307,15 +307,24 @@ public final class Engine: Sendable {
     }
 
     /// The poll mask now. When nothing is ready and `token` is given, the token is
-    /// kept and comes back in `Wakeups.polls` once the queue is ready or destroyed;
-    /// `kept` says whether it was (if not, the caller releases it).
-    public func poll(_ queue: QueueID, token: UInt64?) -> (events: UInt32, kept: Bool) {
+    /// kept and comes back in `Wakeups.polls` once the queue is ready or destroyed.
+    /// The kernel sends a fresh token with every poll of an open file, so a token
+    /// replaces any kept earlier for the same `owner` (the open file); the earlier
+    /// one is returned in `released`. Tokens not kept come back there too: the
+    /// caller releases them.
+    public func poll(_ queue: QueueID, token: UInt64?, owner: UInt64) -> (events: UInt32, released: [UInt64]) {
         state.withLock { state in
-            guard let queue = state.queuesByID[queue] else { return (PollEvents.hangUp, false) }
-            if queue.ring.isReadable { return (PollEvents.readable, false) }
-            guard let token else { return (0, false) }
-            queue.pollers.append(token)
-            return (0, true)
+            let unkept = token.map { [$0] } ?? []
+            guard let queue = state.queuesByID[queue] else { return (PollEvents.hangUp, unkept) }
+            if queue.ring.isReadable { return (PollEvents.readable, unkept) }
+            guard let token else { return (0, []) }
+            if let index = queue.pollers.firstIndex(where: { $0.owner == owner }) {
+                let earlier = queue.pollers[index].token
+                queue.pollers[index].token = token
+                return (0, [earlier])
+            }
+            queue.pollers.append(Poller(owner: owner, token: token))
+            return (0, [])
         }
     }
 
@@ -349,7 +358,7 @@ public final class Engine: Sendable {
             wakeups.reads.append((read.token, takeArray(from: queue, capacity: read.capacity)))
         }
         if !queue.pollers.isEmpty && queue.ring.isReadable {
-            wakeups.polls += queue.pollers
+            wakeups.polls += queue.pollers.map(\.token)
             queue.pollers.removeAll(keepingCapacity: true)
         }
     }
@@ -645,7 +654,7 @@ public final class Engine: Sendable {
             state.parkedReads = [:]
             for queue in state.queuesByID.values {
                 wakeups.reads += queue.parked.map { ($0.token, .endOfFile) }
-                wakeups.polls += queue.pollers
+                wakeups.polls += queue.pollers.map(\.token)
                 queue.parked = []
                 queue.pollers = []
             }

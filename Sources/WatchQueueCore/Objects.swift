@@ -190,6 +190,13 @@ struct ParkedRead {
     let capacity: Int
 }
 
+/// A poll waiting for a queue to become ready: the open file it came from and the
+/// token to notify.
+struct Poller {
+    let owner: UInt64
+    var token: UInt64
+}
+
 /// Per-queue counts, kept so that `posted == filtered + lost + read + queued`.
 public struct QueueCounters: Equatable, Sendable {
     /// Copies offered to the queue by posts and watch removals.
@@ -211,7 +218,7 @@ final class QueueObject {
     /// Sources this queue watches, in the order the watches were made.
     var watched: [SourceObject] = []
     var parked: [ParkedRead] = []
-    var pollers: [UInt64] = []
+    var pollers: [Poller] = []
     var openReaders = 0
     var metadata: [Metadata]
 

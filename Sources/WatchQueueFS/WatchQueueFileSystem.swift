@@ -218,7 +218,7 @@ public final class WatchQueueFileSystem: FuseFilesystem {
         case .success(let (node, attributes)):
             guard case .queue(let queue, _) = node else { return }
             if Self.opensForReading(file.flags) { engine.openReader(of: queue, delta: 1) }
-            _ = request.reply(create: entry(node, attributes), open: queueOpenOptions)
+            _ = request.reply(create: entry(node, attributes), open: queueOpenOptions(for: node, flags: file.flags))
         }
     }
 
@@ -350,8 +350,11 @@ public final class WatchQueueFileSystem: FuseFilesystem {
     // MARK: opening
 
     /// Queue files: no page cache, no seeking, and a stream so that several reads
-    /// on one open file may wait at once.
-    let queueOpenOptions = OpenOptions(directIO: true, nonseekable: true, stream: true)
+    /// on one open file may wait at once. The handle tells open files apart, so a
+    /// poll replaces the earlier poll of the same open file.
+    func queueOpenOptions(for node: Node, flags: Int32) -> OpenOptions {
+        OpenOptions(handle: openFiles.open(OpenFile(node: node, flags: flags)), directIO: true, nonseekable: true, stream: true)
+    }
 
     static func opensForReading(_ flags: Int32) -> Bool {
         flags & O_ACCMODE != O_WRONLY
@@ -372,7 +375,7 @@ public final class WatchQueueFileSystem: FuseFilesystem {
         }
         if case .queue(let queue, .queue) = node {
             if Self.opensForReading(file.flags) { engine.openReader(of: queue, delta: 1) }
-            _ = request.reply(open: queueOpenOptions)
+            _ = request.reply(open: queueOpenOptions(for: node, flags: file.flags))
             return
         }
         // The kernel skips mode checks for root: keep read-only files read-only.
@@ -385,12 +388,16 @@ public final class WatchQueueFileSystem: FuseFilesystem {
     }
 
     public func release(_ request: consuming Request, inode: Inode, file: FileInfo) {
-        if case .queue(let queue, .queue)? = Node(inode: inode) {
-            if Self.opensForReading(file.flags) { engine.openReader(of: queue, delta: -1) }
-        } else if let open = openFiles.close(file.handle),
-                  case .queue(let queue, .filter) = open.node, open.flags & O_TRUNC != 0, !open.wrote {
-            // `: > NAME.filter` truncates and writes nothing: that clears the filter.
-            try? engine.setFilter(of: queue, .clear, append: false)
+        if let open = openFiles.close(file.handle) {
+            switch open.node {
+            case .queue(let queue, .queue) where Self.opensForReading(open.flags):
+                engine.openReader(of: queue, delta: -1)
+            case .queue(let queue, .filter) where open.flags & O_TRUNC != 0 && !open.wrote:
+                // `: > NAME.filter` truncates and writes nothing: that clears the filter.
+                try? engine.setFilter(of: queue, .clear, append: false)
+            default:
+                break
+            }
         }
         _ = request.reply(error: 0)
     }

@@ -116,8 +116,8 @@ extension WatchQueueFileSystem {
             _ = request.reply(poll: PollEvents.readable)
             return
         }
-        let (events, kept) = engine.poll(queue, token: handle?.token)
-        if !kept { handle?.destroy() }
+        let (events, released) = engine.poll(queue, token: handle?.token, owner: file.handle)
+        for token in released { PollHandle(unsafeReclaimingToken: token).destroy() }
         _ = request.reply(poll: events)
     }
 }

@@ -1,0 +1,88 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import WatchQueueCore
+
+/// The `-o` options wqfs adds to FUSE's, and the command line's shape.
+public enum MountOptions {
+    /// wqfs's own option names.
+    public static let names: Set<String> = [
+        "default_size", "max_size", "max_filters", "max_watches", "max_queues", "max_sources", "max_slots",
+    ]
+
+    /// Options every wqfs mount gets: the kernel checks mode bits (root's checks
+    /// included), and /proc/mounts names the filesystem.
+    public static let implied = ["-o", "default_permissions,fsname=wqfs,subtype=wqfs"]
+
+    /// Limits from `name=value` options over the defaults.
+    /// - Throws: EINVAL for an unknown name, a missing or bad value, or
+    ///   `default_size` above `max_size`.
+    public static func limits(from options: [(name: String, value: String?)]) throws(WQError) -> Limits {
+        var limits = Limits()
+        for (name, value) in options {
+            guard let value else { throw WQError(Glibc.EINVAL, "option \(name) needs a value (\(name)=N)") }
+            let number = Int(try Grammar.number(value, in: 1...UInt64(Int32.max), what: name))
+            switch name {
+            case "default_size": limits.defaultSize = number
+            case "max_size": limits.maxSize = number
+            case "max_filters": limits.maxFilters = number
+            case "max_watches": limits.maxWatchesPerUser = number
+            case "max_queues": limits.maxQueues = number
+            case "max_sources": limits.maxSources = number
+            case "max_slots": limits.maxTotalSlots = number
+            default: throw WQError(Glibc.EINVAL, "unknown option \(name)")
+            }
+        }
+        guard limits.defaultSize <= limits.maxSize else {
+            throw WQError(Glibc.EINVAL, "default_size \(limits.defaultSize) exceeds max_size \(limits.maxSize)")
+        }
+        return limits
+    }
+
+    /// Drops the device argument that `mount -t fuse.wqfs DEVICE DIR` and fstab
+    /// put before the mount point (mount.fuse3 runs `wqfs DEVICE DIR -o …`).
+    public static func droppingMountHelperDevice(_ arguments: [String]) -> [String] {
+        var positional: [Int] = []
+        var index = 1
+        while index < arguments.count {
+            let argument = arguments[index]
+            if argument == "-o" {
+                index += 2
+                continue
+            }
+            if !argument.hasPrefix("-") { positional.append(index) }
+            index += 1
+        }
+        guard positional.count == 2 else { return arguments }
+        var result = arguments
+        result.remove(at: positional[0])
+        return result
+    }
+
+    /// `--help` text for wqfs's part; libfuse's follows it.
+    public static let usage = """
+        usage: wqfs MOUNTPOINT [-f] [-d] [-s] [-o OPTION[,OPTION...]]
+               mount -t fuse.wqfs wqfs MOUNTPOINT [-o OPTIONS]
+
+        Mounts Linux watch queues (notification queues) as files: queues/NAME
+        delivers packed notification records; sources/NAME/ posts them. See
+        MOUNTPOINT/README once mounted.
+
+        wqfs options:
+            -o default_size=N   capacity of a new queue, in records (256)
+            -o max_size=N       largest capacity NAME.size accepts (16384)
+            -o max_filters=N    most entries in one filter (16)
+            -o max_watches=N    most watches one user may hold (4096)
+            -o max_queues=N     most queues on the mount (10000)
+            -o max_sources=N    most sources on the mount (200000)
+            -o max_slots=N      most record slots over all queues, 128 bytes
+                                each (2097152, i.e. 256 MiB)
+            -o allow_other      let other users use the mount (needs root, or
+                                user_allow_other in /etc/fuse.conf)
+        Always on: default_permissions (mode bits are enforced), fsname=wqfs.
+
+        The server stops and unmounts on SIGINT, SIGTERM, SIGHUP or umount.
+        Readers blocked in read() then get end of file.
+
+        """
+}

@@ -1,0 +1,64 @@
+// wqfs: mount watch queues as a FUSE filesystem. The work is in WatchQueueFS; this
+// file only strings the command line, the session and the teardown together.
+import FuseBinding
+import WatchQueueCore
+import WatchQueueFS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+func fail(_ message: String) -> Never {
+    let line = "wqfs: \(message)\n"
+    _ = line.utf8.withContiguousStorageIfAvailable { write(2, $0.baseAddress, $0.count) }
+    exit(1)
+}
+
+/// Parses the command line, mounts, serves until unmount or a signal, tears down.
+func serve() -> Never {
+    var arguments = FuseArguments(MountOptions.droppingMountHelperDevice(CommandLine.arguments))
+    let limits: Limits
+    let command: CommandLineOptions
+    do {
+        limits = try MountOptions.limits(from: arguments.extractOptions(named: MountOptions.names))
+        command = try arguments.parseCommandLine()
+    } catch let error as WQError {
+        fail(error.reason)
+    } catch {
+        fail("\(error) (try --help)")
+    }
+    if command.showHelp {
+        print(MountOptions.usage)
+        FuseArguments.printHelp()
+        exit(0)
+    }
+    if command.showVersion {
+        FuseArguments.printVersion()
+        exit(0)
+    }
+    guard let mountpoint = command.mountpoint else { fail("no mount point given (try --help)") }
+    for option in MountOptions.implied {
+        do { try arguments.append(option) } catch { fail("\(error)") }
+    }
+
+    let filesystem = WatchQueueFileSystem(engine: Engine(limits: limits),
+                                          owner: Credentials(uid: getuid(), gid: getgid()))
+    let outcome: LoopOutcome
+    do {
+        let session = try FuseSession(arguments: arguments, filesystem: filesystem)
+        try session.mount(at: mountpoint)
+        try FuseSession.daemonize(foreground: command.foreground || command.debug)
+        try session.installSignalHandlers()
+        outcome = session.run(multiThreaded: !command.singleThreaded,
+                              maxIdleThreads: command.maxIdleThreads ?? 4,
+                              maxThreads: command.maxThreads ?? 16)
+        // The channel is still open: answer parked reads before it goes.
+        filesystem.shutdown()
+        session.removeSignalHandlers()
+        session.unmount()
+    } catch {
+        fail("\(error)")
+    }
+    exit(outcome.isSuccess ? 0 : 1)
+}
+
+serve()
