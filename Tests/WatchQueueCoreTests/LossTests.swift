@@ -43,10 +43,10 @@ struct LossTests {
         // Only the loss is left: the queue still polls readable and read returns it alone.
         let status = try f.status(queue)
         #expect(status.queued == 0 && status.lossPending)
-        #expect(f.engine.poll(queue, token: nil).events == PollEvents.readable)
-        #expect(f.engine.poll(queue, token: 5) == (PollEvents.readable, false))
+        #expect(f.engine.poll(queue, token: nil, owner: 1).events == PollEvents.readable)
+        #expect(f.engine.poll(queue, token: 5, owner: 1) == (PollEvents.readable, [5]))
         #expect(try f.read(queue) == cLoss())
-        #expect(f.engine.poll(queue, token: nil).events == 0)
+        #expect(f.engine.poll(queue, token: nil, owner: 1).events == 0)
         expectFailure(EAGAIN) { try f.read(queue) }
     }
 

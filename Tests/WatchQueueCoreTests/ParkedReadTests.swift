@@ -63,7 +63,7 @@ struct ParkedReadTests {
         let (f, queue, source) = try setUp()
         try f.engine.setFilter(of: queue, Grammar.filter("type=user subtypes=9", maxEntries: 16), append: false)
         #expect(f.engine.read(from: queue, capacity: 64, parkingAs: 1) == .parked)
-        #expect(f.engine.poll(queue, token: 2) == (0, true))
+        #expect(f.engine.poll(queue, token: 2, owner: 1) == (0, []))
         #expect(try f.post("1", to: source).isEmpty)
         let wakeups = try f.post("9", to: source)
         #expect(wakeups.reads.map(\.token) == [1])
@@ -128,13 +128,13 @@ struct ParkedReadTests {
         let (f, queue, _) = try setUp()
         #expect(f.engine.read(from: queue, capacity: 64, parkingAs: 1) == .parked)
         #expect(f.engine.read(from: queue, capacity: 64, parkingAs: 2) == .parked)
-        #expect(f.engine.poll(queue, token: 10) == (0, true))
+        #expect(f.engine.poll(queue, token: 10, owner: 1) == (0, []))
         let wakeups = try f.engine.removeQueue(named: "q")
         #expect(wakeups.reads.map(\.token) == [1, 2])
         #expect(wakeups.reads.allSatisfy { $0.result == .endOfFile })
         #expect(wakeups.polls == [10])
         #expect(!f.engine.cancelRead(token: 1))
-        #expect(f.engine.poll(queue, token: 11) == (PollEvents.hangUp, false))
+        #expect(f.engine.poll(queue, token: 11, owner: 1) == (PollEvents.hangUp, [11]))
     }
 
     @Test func shutdownEndsEveryParkedReadAndReturnsEveryPollToken() throws {
@@ -143,8 +143,8 @@ struct ParkedReadTests {
         let b = try f.queue("b")
         #expect(f.engine.read(from: a, capacity: 64, parkingAs: 1) == .parked)
         #expect(f.engine.read(from: b, capacity: 64, parkingAs: 2) == .parked)
-        #expect(f.engine.poll(a, token: 3) == (0, true))
-        #expect(f.engine.poll(b, token: 4) == (0, true))
+        #expect(f.engine.poll(a, token: 3, owner: 1) == (0, []))
+        #expect(f.engine.poll(b, token: 4, owner: 1) == (0, []))
         let wakeups = f.engine.shutdown()
         #expect(Set(wakeups.reads.map(\.token)) == [1, 2])
         #expect(wakeups.reads.allSatisfy { $0.result == .endOfFile })
@@ -155,18 +155,27 @@ struct ParkedReadTests {
 
     @Test func pollIsReadableWithRecordsOrAPendingLossAndKeepsTokensOnlyWhenNotReady() throws {
         let (f, queue, source) = try setUp(size: 1)
-        #expect(f.engine.poll(queue, token: nil) == (0, false))
-        #expect(f.engine.poll(queue, token: 20) == (0, true))
+        #expect(f.engine.poll(queue, token: nil, owner: 1) == (0, []))
+        #expect(f.engine.poll(queue, token: 20, owner: 1) == (0, []))
         let wakeups = try f.post("1\n2", to: source)
         #expect(wakeups.polls == [20])
         #expect(wakeups.reads.isEmpty)
         // The token was released with the wakeup: a second post does not repeat it.
         #expect(try f.post("3", to: source).polls.isEmpty)
-        #expect(f.engine.poll(queue, token: 21) == (PollEvents.readable, false))
+        #expect(f.engine.poll(queue, token: 21, owner: 1) == (PollEvents.readable, [21]))
         _ = try f.read(queue)
         // Only the loss record is pending: still readable (the kernel would say no).
-        #expect(f.engine.poll(queue, token: 22) == (PollEvents.readable, false))
+        #expect(f.engine.poll(queue, token: 22, owner: 1) == (PollEvents.readable, [22]))
         _ = try f.read(queue)
-        #expect(f.engine.poll(queue, token: 23) == (0, true))
+        #expect(f.engine.poll(queue, token: 23, owner: 1) == (0, []))
+    }
+
+    @Test func aNewPollOfTheSameOpenFileReplacesItsEarlierTokenAndOthersAreKept() throws {
+        let (f, queue, source) = try setUp()
+        #expect(f.engine.poll(queue, token: 30, owner: 7) == (0, []))
+        // The kernel polls again through the same open file: the earlier token is released.
+        #expect(f.engine.poll(queue, token: 31, owner: 7) == (0, [30]))
+        #expect(f.engine.poll(queue, token: 32, owner: 8) == (0, []))
+        #expect(Set(try f.post("1", to: source).polls) == [31, 32])
     }
 }
