@@ -35,6 +35,9 @@ let package = Package(
         // so tests compare our bytes with the header's rather than with ourselves.
         .target(name: "CWatchQueueABI", path: "Tests/CWatchQueueABI"),
 
+        // The C client the mount tests drive the queue files with (ioctl, poll, EINTR).
+        .executableTarget(name: "wqtestclient", path: "Tests/TestClient"),
+
         .testTarget(name: "WatchQueueCoreTests", dependencies: ["WatchQueueCore", "CWatchQueueABI"]),
         .testTarget(name: "WatchQueueFSTests", dependencies: ["WatchQueueFS", "WatchQueueCore", "CWatchQueueABI"]),
         .testTarget(name: "WQCatTests", dependencies: ["WQCatKit", "WatchQueueCore"]),
