@@ -204,14 +204,25 @@ final class Mount {
         ]
     }
 
+    /// Shell functions every script gets:
+    /// * `waitfor 'CONDITION'`: polls CONDITION every 20 ms, fails after 10 s;
+    /// * `watch QUEUE SOURCE ID`: makes the queue and source if missing, adds the watch;
+    /// * `hexof FILE`: the file's bytes as lowercase hex on one line.
+    static let prelude = #"""
+        waitfor() { _n=0; until eval "$1"; do _n=$((_n+1)); if [ $_n -gt 500 ]; then echo "timed out waiting for: $1" >&2; return 1; fi; sleep 0.02; done; }
+        watch() { [ -e "queues/$1" ] || touch "queues/$1" || return 1; [ -d "sources/$2" ] || mkdir "sources/$2" || return 1; echo "$1 $3" > "sources/$2/watches"; }
+        hexof() { od -An -tx1 -v "$1" | tr -d ' \n'; echo; }
+
+        """#
+
     /// Runs `script` with /bin/sh in the mount's root.
     func sh(_ script: String, timeout: TimeInterval = 30) throws -> Outcome {
-        try run("/bin/sh", ["-c", script], directory: path, environment: environment, timeout: timeout)
+        try run("/bin/sh", ["-c", Mount.prelude + script], directory: path, environment: environment, timeout: timeout)
     }
 
     /// Runs `script` as the unprivileged user nobody (65534).
     func shAsNobody(_ script: String, timeout: TimeInterval = 30) throws -> Outcome {
-        try run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "/bin/sh", "-c", script],
+        try run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "/bin/sh", "-c", Mount.prelude + script],
                 directory: path, environment: environment, timeout: timeout)
     }
 
