@@ -99,10 +99,17 @@ public final class Engine: Sendable {
         var queuesByID: [QueueID: QueueObject] = [:]
         var sources: [String: SourceObject] = [:]
         var sourcesByID: [SourceID: SourceObject] = [:]
+        /// Sources by object id (ids are unique), so that making a source or
+        /// setting an id never scans every source under the lock.
+        var sourcesByObjectID: [UInt64: SourceObject] = [:]
         var nextHandle: UInt64 = 1
         var nextObjectID: UInt64 = 1
         var watchesByUser: [UInt32: Int] = [:]
         var totalSlots = 0
+        /// What each uid's queues and sources count against the per-user limits.
+        var queuesByUser: [UInt32: Int] = [:]
+        var sourcesByUser: [UInt32: Int] = [:]
+        var slotsByUser: [UInt32: Int] = [:]
         /// Which queue each parked read waits on, so an interrupt finds it by token.
         var parkedReads: [UInt64: QueueID] = [:]
 
@@ -125,19 +132,34 @@ public final class Engine: Sendable {
             guard state.queues.count < limits.maxQueues else {
                 throw WQError(ENOSPC, "the mount holds its limit of \(limits.maxQueues) queues")
             }
-            try reserveSlots(limits.defaultSize, in: &state)
+            guard owner.uid == 0 || state.queuesByUser[owner.uid, default: 0] < limits.maxQueuesPerUser else {
+                throw WQError(ENOSPC, "uid \(owner.uid) holds its limit of \(limits.maxQueuesPerUser) queues")
+            }
+            try reserveSlots(limits.defaultSize, for: owner.uid, in: &state)
             let queue = QueueObject(id: QueueID(raw: state.handle()), name: name, capacity: limits.defaultSize, owner: owner, at: now)
+            state.queuesByUser[owner.uid, default: 0] += 1
             state.queues[name] = queue
             state.queuesByID[queue.id] = queue
             return queue.id
         }
     }
 
-    private func reserveSlots(_ slots: Int, in state: inout State) throws(WQError) {
+    private func reserveSlots(_ slots: Int, for uid: UInt32, in state: inout State) throws(WQError) {
         guard state.totalSlots + slots <= limits.maxTotalSlots else {
             throw WQError(ENOSPC, "queues would hold \(state.totalSlots + slots) record slots, over the mount's limit of \(limits.maxTotalSlots)")
         }
+        let held = state.slotsByUser[uid, default: 0]
+        guard uid == 0 || held + slots <= limits.maxSlotsPerUser else {
+            throw WQError(ENOSPC, "the queues of uid \(uid) would hold \(held + slots) record slots, over the per-user limit of \(limits.maxSlotsPerUser)")
+        }
         state.totalSlots += slots
+        state.slotsByUser[uid] = held + slots
+    }
+
+    private static func releaseSlots(_ slots: Int, for uid: UInt32, in state: inout State) {
+        state.totalSlots -= slots
+        state.slotsByUser[uid, default: slots] -= slots
+        if state.slotsByUser[uid] == 0 { state.slotsByUser[uid] = nil }
     }
 
     /// Destroys a queue: its watches detach silently, parked readers get end of
@@ -148,7 +170,9 @@ public final class Engine: Sendable {
                 throw WQError(ENOENT, "no queue \(Grammar.quoted(name))")
             }
             state.queuesByID[queue.id] = nil
-            state.totalSlots -= queue.ring.capacity
+            Self.releaseSlots(queue.ring.capacity, for: queue.creator, in: &state)
+            state.queuesByUser[queue.creator, default: 1] -= 1
+            if state.queuesByUser[queue.creator] == 0 { state.queuesByUser[queue.creator] = nil }
             for source in queue.watched {
                 if let index = source.watches.firstIndex(where: { $0.queue === queue }) {
                     state.watchesByUser[source.watches[index].uid, default: 1] -= 1
@@ -196,8 +220,10 @@ public final class Engine: Sendable {
             guard size >= queue.ring.count else {
                 throw WQError(EBUSY, "\(queue.ring.count) records are queued, more than size \(size)")
             }
-            if size > queue.ring.capacity { try reserveSlots(size - queue.ring.capacity, in: &state) } else {
-                state.totalSlots -= queue.ring.capacity - size
+            if size > queue.ring.capacity {
+                try reserveSlots(size - queue.ring.capacity, for: queue.creator, in: &state)
+            } else {
+                Self.releaseSlots(queue.ring.capacity - size, for: queue.creator, in: &state)
             }
             queue.ring.resize(to: size)
             touch(&queue.metadata[QueueFile.size.rawValue])
@@ -328,6 +354,17 @@ public final class Engine: Sendable {
         }
     }
 
+    /// Forgets the poll kept for `owner` (an open file being closed) and returns its
+    /// token for the caller to release. Without this, polling and closing a quiet
+    /// queue over and over would pile up kept tokens until the next record.
+    public func closeFile(of queue: QueueID, owner: UInt64) -> [UInt64] {
+        state.withLock { state in
+            guard let queue = state.queuesByID[queue],
+                  let index = queue.pollers.firstIndex(where: { $0.owner == owner }) else { return [] }
+            return [queue.pollers.remove(at: index).token]
+        }
+    }
+
     private static func take(from queue: QueueObject, into buffer: UnsafeMutableRawBufferPointer) -> RecordRing.ReadOutcome {
         let outcome = queue.ring.read(into: buffer)
         if case .copied(_, let records) = outcome { queue.counters.read += UInt64(records) }
@@ -376,15 +413,20 @@ public final class Engine: Sendable {
             guard state.sources.count < limits.maxSources else {
                 throw WQError(ENOSPC, "the mount holds its limit of \(limits.maxSources) sources")
             }
-            var objectID = state.nextObjectID
-            while state.sources.values.contains(where: { $0.objectID == objectID }) && state.sources.count < 1 << 20 {
-                objectID &+= 1
+            guard owner.uid == 0 || state.sourcesByUser[owner.uid, default: 0] < limits.maxSourcesPerUser else {
+                throw WQError(ENOSPC, "uid \(owner.uid) holds its limit of \(limits.maxSourcesPerUser) sources")
             }
+            // Ids set by hand may sit in the way; fewer than 2^64 sources exist, so
+            // this ends, and each step is one lookup.
+            var objectID = state.nextObjectID
+            while objectID == 0 || state.sourcesByObjectID[objectID] != nil { objectID &+= 1 }
             state.nextObjectID = objectID &+ 1
             let source = SourceObject(id: SourceID(raw: state.handle()), name: name, objectID: objectID,
                                       owner: owner, directoryMode: mode, at: now)
             state.sources[name] = source
             state.sourcesByID[source.id] = source
+            state.sourcesByObjectID[objectID] = source
+            state.sourcesByUser[owner.uid, default: 0] += 1
             return source.id
         }
     }
@@ -397,6 +439,9 @@ public final class Engine: Sendable {
                 throw WQError(ENOENT, "no source \(Grammar.quoted(name))")
             }
             state.sourcesByID[source.id] = nil
+            state.sourcesByObjectID[source.objectID] = nil
+            state.sourcesByUser[source.creator, default: 1] -= 1
+            if state.sourcesByUser[source.creator] == 0 { state.sourcesByUser[source.creator] = nil }
             var wakeups = Wakeups()
             for watch in source.watches {
                 Self.detach(watch, from: source, state: &state, wakeups: &wakeups)
@@ -443,9 +488,11 @@ public final class Engine: Sendable {
             guard source.watches.isEmpty else {
                 throw WQError(EBUSY, "the id of a watched source cannot change (\(source.watches.count) watches)")
             }
-            if let other = state.sources.values.first(where: { $0.objectID == objectID && $0 !== source }) {
+            if let other = state.sourcesByObjectID[objectID], other !== source {
                 throw WQError(EEXIST, "source \(Grammar.quoted(other.name)) already has id \(objectID)")
             }
+            state.sourcesByObjectID[source.objectID] = nil
+            state.sourcesByObjectID[objectID] = source
             source.objectID = objectID
             touch(&source.metadata[SourceFile.id.rawValue])
         }

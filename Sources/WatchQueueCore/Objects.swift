@@ -172,8 +172,19 @@ public struct Limits: Sendable, Equatable {
     public var maxSources = 200_000
     /// The most record slots, over all queues (each slot pins 128 bytes).
     public var maxTotalSlots = 2_097_152
+    /// The most queues one user may have made (root is held only by `maxQueues`),
+    /// so that one user cannot take the whole mount's allowance from the others.
+    public var maxQueuesPerUser = 2_500
+    /// The most sources one user may have made (root: only `maxSources`).
+    public var maxSourcesPerUser = 50_000
+    /// The most record slots the queues one user made may hold (root: only
+    /// `maxTotalSlots`).
+    public var maxSlotsPerUser = 524_288
 
     public init() {}
+
+    /// The per-user share a mount-wide limit implies when none is given: a quarter.
+    public static func userShare(of mountLimit: Int) -> Int { max(1, mountLimit / 4) }
 }
 
 /// A watch of a source by a queue.
@@ -212,6 +223,9 @@ public struct QueueCounters: Equatable, Sendable {
 final class QueueObject {
     let id: QueueID
     let name: String
+    /// The uid that made it: its queue and slot counts are charged to them (a
+    /// later chown does not move the charge).
+    let creator: UInt32
     let ring: RecordRing
     var filter = QueueFilter()
     var counters = QueueCounters()
@@ -225,6 +239,7 @@ final class QueueObject {
     init(id: QueueID, name: String, capacity: Int, owner: Credentials, at time: Timestamp) {
         self.id = id
         self.name = name
+        creator = owner.uid
         ring = RecordRing(capacity: capacity)
         metadata = QueueFile.allCases.map { Metadata(owner: owner, mode: $0.initialMode, at: time) }
     }
@@ -233,6 +248,8 @@ final class QueueObject {
 final class SourceObject {
     let id: SourceID
     let name: String
+    /// The uid that made it, charged with it against `maxSourcesPerUser`.
+    let creator: UInt32
     var objectID: UInt64
     var type: UInt32 = NotificationType.user
     /// Newest last; posting walks them all, so order only shows in listings.
@@ -242,6 +259,7 @@ final class SourceObject {
     init(id: SourceID, name: String, objectID: UInt64, owner: Credentials, directoryMode: UInt32, at time: Timestamp) {
         self.id = id
         self.name = name
+        creator = owner.uid
         self.objectID = objectID
         metadata = SourceFile.allCases.map {
             Metadata(owner: owner, mode: $0 == .directory ? directoryMode : $0.initialMode, at: time)

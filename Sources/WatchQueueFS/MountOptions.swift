@@ -8,17 +8,20 @@ public enum MountOptions {
     /// wqfs's own option names.
     public static let names: Set<String> = [
         "default_size", "max_size", "max_filters", "max_watches", "max_queues", "max_sources", "max_slots",
+        "max_user_queues", "max_user_sources", "max_user_slots",
     ]
 
     /// Options every wqfs mount gets: the kernel checks mode bits (root's checks
     /// included), and /proc/mounts names the filesystem.
     public static let implied = ["-o", "default_permissions,fsname=wqfs,subtype=wqfs"]
 
-    /// Limits from `name=value` options over the defaults.
+    /// Limits from `name=value` options over the defaults. A per-user limit not
+    /// given is a quarter of its mount-wide limit.
     /// - Throws: EINVAL for an unknown name, a missing or bad value, or
     ///   `default_size` above `max_size`.
     public static func limits(from options: [(name: String, value: String?)]) throws(WQError) -> Limits {
         var limits = Limits()
+        let given = Set(options.map(\.name))
         for (name, value) in options {
             guard let value else { throw WQError(Glibc.EINVAL, "option \(name) needs a value (\(name)=N)") }
             let number = Int(try Grammar.number(value, in: 1...UInt64(Int32.max), what: name))
@@ -30,9 +33,15 @@ public enum MountOptions {
             case "max_queues": limits.maxQueues = number
             case "max_sources": limits.maxSources = number
             case "max_slots": limits.maxTotalSlots = number
+            case "max_user_queues": limits.maxQueuesPerUser = number
+            case "max_user_sources": limits.maxSourcesPerUser = number
+            case "max_user_slots": limits.maxSlotsPerUser = number
             default: throw WQError(Glibc.EINVAL, "unknown option \(name)")
             }
         }
+        if !given.contains("max_user_queues") { limits.maxQueuesPerUser = Limits.userShare(of: limits.maxQueues) }
+        if !given.contains("max_user_sources") { limits.maxSourcesPerUser = Limits.userShare(of: limits.maxSources) }
+        if !given.contains("max_user_slots") { limits.maxSlotsPerUser = Limits.userShare(of: limits.maxTotalSlots) }
         guard limits.defaultSize <= limits.maxSize else {
             throw WQError(Glibc.EINVAL, "default_size \(limits.defaultSize) exceeds max_size \(limits.maxSize)")
         }
@@ -77,6 +86,9 @@ public enum MountOptions {
             -o max_sources=N    most sources on the mount (200000)
             -o max_slots=N      most record slots over all queues, 128 bytes
                                 each (2097152, i.e. 256 MiB)
+            -o max_user_queues=N, max_user_sources=N, max_user_slots=N
+                                the same per user other than root (a quarter
+                                of the mount's limit: 2500, 50000, 524288)
             -o allow_other      let other users use the mount (needs root, or
                                 user_allow_other in /etc/fuse.conf)
         Always on: default_permissions (mode bits are enforced), fsname=wqfs.

@@ -389,6 +389,12 @@ public final class WatchQueueFileSystem: FuseFilesystem {
 
     public func release(_ request: consuming Request, inode: Inode, file: FileInfo) {
         if let open = openFiles.close(file.handle) {
+            if case .queue(let queue, .queue) = open.node {
+                // A poll kept for this open file would otherwise outlive it.
+                for token in engine.closeFile(of: queue, owner: file.handle) {
+                    PollHandle(unsafeReclaimingToken: token).destroy()
+                }
+            }
             switch open.node {
             case .queue(let queue, .queue) where Self.opensForReading(open.flags):
                 engine.openReader(of: queue, delta: -1)
