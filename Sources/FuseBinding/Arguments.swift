@@ -112,8 +112,8 @@ public struct CommandLineOptions: Sendable, Equatable {
     public var showVersion: Bool
     /// `-o clone_fd`.
     public var cloneFD: Bool
-    /// `-o max_idle_threads=N` (libfuse's default if not given).
-    public var maxIdleThreads: Int
+    /// `-o max_idle_threads=N`; `nil` when not given (libfuse's default).
+    public var maxIdleThreads: Int?
     /// `-o max_threads=N`.
     public var maxThreads: Int
 
@@ -125,7 +125,7 @@ public struct CommandLineOptions: Sendable, Equatable {
         showHelp = o.show_help != 0
         showVersion = o.show_version != 0
         cloneFD = o.clone_fd != 0
-        maxIdleThreads = Int(o.max_idle_threads)
+        maxIdleThreads = o.max_idle_threads == UInt32.max ? nil : Int(o.max_idle_threads)
         maxThreads = Int(o.max_threads)
     }
 }
