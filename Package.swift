@@ -38,6 +38,9 @@ let package = Package(
         // The C client the mount tests drive the queue files with (ioctl, poll, EINTR).
         .executableTarget(name: "wqtestclient", path: "Tests/TestClient"),
 
+        // The benchmark (issue 5): swift run -c release wqfs-bench [--quick] [--json].
+        .executableTarget(name: "wqfs-bench", dependencies: ["WatchQueueCore"], path: "Benchmarks/wqfs-bench"),
+
         .testTarget(name: "WatchQueueCoreTests", dependencies: ["WatchQueueCore", "CWatchQueueABI"]),
         .testTarget(name: "WatchQueueFSTests", dependencies: ["WatchQueueFS", "WatchQueueCore", "CWatchQueueABI"]),
         .testTarget(name: "WQCatTests", dependencies: ["WQCatKit", "WatchQueueCore"]),
