@@ -44,6 +44,7 @@ let package = Package(
         .testTarget(name: "WatchQueueCoreTests", dependencies: ["WatchQueueCore", "CWatchQueueABI"]),
         .testTarget(name: "WatchQueueFSTests", dependencies: ["WatchQueueFS", "WatchQueueCore", "CWatchQueueABI"]),
         .testTarget(name: "WQCatTests", dependencies: ["WQCatKit", "WatchQueueCore"]),
+        .testTarget(name: "FuseBindingTests", dependencies: ["FuseBinding"]),
     ],
     swiftLanguageModes: [.v6]
 )
