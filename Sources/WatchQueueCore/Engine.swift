@@ -629,11 +629,29 @@ public final class Engine: Sendable {
     private static func post(_ records: UnsafeRawBufferPointer, from source: SourceObject, state: inout State) -> Wakeups {
         var wakeups = Wakeups()
         guard !source.watches.isEmpty else { return wakeups }
-        var iterator = RecordIterator(records)
-        while let record = iterator.next() {
-            for watch in source.watches {
-                deliver(record.bytes, header: record.header, to: watch.queue, watchID: watch.watchID)
+        // Queue by queue, each taking every record in order: the same queues end up
+        // holding the same records as record by record, and the queue, its filter and
+        // its ring stay at hand for the whole batch.
+        for watch in source.watches {
+            let queue = watch.queue
+            let ring = queue.ring
+            let filter = queue.filter
+            let watchBits = UInt32(watch.watchID) << RecordLayout.watchIDShift
+            var posted: UInt64 = 0, filtered: UInt64 = 0, lost: UInt64 = 0
+            var iterator = RecordIterator(records)
+            while let record = iterator.next() {
+                let header = record.header
+                let info = header.info & ~RecordLayout.watchIDMask | watchBits
+                posted += 1
+                if !filter.isEmpty && !filter.admits(type: header.type, subtype: header.subtype, info: info) {
+                    filtered += 1
+                } else if !ring.push(record.bytes, info: info) {
+                    lost += 1
+                }
             }
+            queue.counters.posted += posted
+            queue.counters.filtered += filtered
+            queue.counters.lost += lost
         }
         for watch in source.watches where !watch.queue.parked.isEmpty || !watch.queue.pollers.isEmpty {
             wake(watch.queue, state: &state, into: &wakeups)

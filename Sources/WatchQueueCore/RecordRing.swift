@@ -34,8 +34,12 @@ final class RecordRing {
     /// True when a read would return something: records, or an owed loss record.
     var isReadable: Bool { count > 0 || lossPending }
 
+    /// The slot `index` places past the start of the array, wrapping once: every
+    /// caller passes less than `2 * capacity` (head < capacity, count <= capacity),
+    /// so a compare replaces the division `%` would cost on every record.
+    @inline(__always)
     private func slot(_ index: Int) -> UnsafeMutableRawPointer {
-        slots + (index % capacity) * Self.slotSize
+        slots + (index < capacity ? index : index - capacity) * Self.slotSize
     }
 
     /// Queues `record` with its header's `info` replaced by `info`, or returns false
@@ -93,7 +97,8 @@ final class RecordRing {
             copied += length
             records += 1
             lossPending = source.load(fromByteOffset: Self.markOffset, as: UInt8.self) != 0
-            head = (head + 1) % capacity
+            head += 1
+            if head == capacity { head = 0 }
             count -= 1
             byteCount -= length
             // As in the kernel, a loss owed after the last queued record, or after a
