@@ -87,6 +87,29 @@ enum CoreBench {
         return result
     }
 
+    /// Text posts in process: 100-line writes (`1 u64=1234567`) to a source watched
+    /// by one queue, drained after each write; records per second.
+    static func textPosts(duration: Double) -> Double {
+        let engine = Engine(limits: bigLimits(defaultSize: 256))
+        let source = try! engine.createSource(named: "s", owner: .root)
+        let queue = try! engine.createQueue(named: "q", owner: .root)
+        _ = try! engine.applyWatches([.add(queue: "q", watchID: 1)], to: source, caller: .root)
+        let text = String(repeating: "1 u64=1234567\n", count: 100)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
+        defer { buffer.deallocate() }
+        var records = 0
+        let start = nanotime()
+        let deadline = start + UInt64(duration * 1e9)
+        var now = start
+        while now < deadline {
+            _ = try! engine.postText(text, to: source)
+            _ = try! engine.read(from: queue, into: buffer)
+            records += 100
+            now = nanotime()
+        }
+        return Double(records) / seconds(start, now)
+    }
+
     struct MemoryResult {
         var perSlot: Double
         var perIdleQueue: Double

@@ -118,6 +118,10 @@ if options.sections.contains("core") {
                             wqfs: result.cycleRate))
         }
     }
+    log("core: text posts")
+    let text = CoreBench.textPosts(duration: plan.coreSeconds)
+    rows.append(Row(section: section, name: "1 queue, text post of 100 lines (parse + post + drain)", unit: .recordsPerSecond,
+                    wqfs: text, note: "what the end-to-end text figure can reach at most; the parse is Grammar.post"))
 }
 
 // MARK: parts 2-4: through mounts
@@ -315,7 +319,8 @@ if endToEnd {
         defer { sourcesMount.server.stop() }
         let sourceSection = "4. Scaling: sources present (one posts, watched by one queue)"
         var present = 0
-        let baseRSS = sourcesMount.server.residentBytes
+        var baseRSS = 0 // the server's RSS once the first level is made
+        var basePresent = 0
         for target in plan.scaleSources {
             log("scaling: \(target) sources present")
             let (wq, done) = sourcesMount.setUp(queues: 1, size: window) // its source counts as one
@@ -337,10 +342,16 @@ if endToEnd {
             let made = seconds(start, nanotime())
             measure(sourceSection, "\(target) sources", wq)
             done()
+            let rss = sourcesMount.server.residentBytes
             if toMake > 0 {
+                let perSource = baseRSS > 0 ? Double(rss - baseRSS) / Double(present - basePresent) : nil
                 rows.append(Row(section: sourceSection, name: "\(target) sources: mkdir through the mount (\(toMake) made)",
                                 unit: .microseconds, wqfs: made / Double(toMake) * 1e6,
-                                note: "server RSS per source: \(Format.fixed(Double(sourcesMount.server.residentBytes - baseRSS) / Double(present), 0)) B"))
+                                note: perSource.map { "server RSS per source made since the first level: \(Format.fixed($0, 0)) B" }))
+            }
+            if baseRSS == 0 {
+                baseRSS = rss
+                basePresent = present
             }
         }
         fl.close()
