@@ -23,7 +23,7 @@ func log(_ text: String) {
 
 func fail(_ text: String) -> Never {
     log("wqfs-bench: \(text)")
-    Cleanup.run()
+    Cleanup.runAndRemoveWorkDirectory()
     exit(1)
 }
 
@@ -258,12 +258,32 @@ enum Cleanup {
     nonisolated(unsafe) static let pids = UnsafeMutablePointer<pid_t>.allocate(capacity: capacity)
     nonisolated(unsafe) static let paths = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: capacity)
     nonisolated(unsafe) static let fusermount = strdup("/usr/bin/fusermount3")!
-    nonisolated(unsafe) static let fusermountArgs = [strdup("fusermount3"), strdup("-u"), strdup("-z")]
+    /// Per slot, the whole argv of `fusermount3 -u -z PATH`, built when the mount is
+    /// registered: the handler and the forked child must not allocate.
+    nonisolated(unsafe) static let argvs = UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>.allocate(capacity: capacity)
     static let lock = Mutex(())
+    /// `rm -rf WORKDIR`, prebuilt for the handler once the work directory exists.
+    nonisolated(unsafe) static let removeArgv = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: 4)
+    nonisolated(unsafe) static let rm = strdup("/bin/rm")!
+
+    static func setWorkDirectory(_ path: String) {
+        removeArgv[0] = strdup("rm")
+        removeArgv[1] = strdup("-rf")
+        removeArgv[2] = strdup(path)
+    }
 
     static func install() {
+        removeArgv.initialize(repeating: nil, count: 4)
         pids.initialize(repeating: 0, count: capacity)
         paths.initialize(repeating: nil, count: capacity)
+        for slot in 0..<capacity {
+            let argv = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: 5)
+            argv.initialize(repeating: nil, count: 5)
+            argv[0] = strdup("fusermount3")
+            argv[1] = strdup("-u")
+            argv[2] = strdup("-z")
+            (argvs + slot).initialize(to: argv)
+        }
         for sig in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
             signal(sig) { sig in
                 Cleanup.undoAll()
@@ -277,7 +297,9 @@ enum Cleanup {
     static func register(pid: pid_t, mountpoint: String) -> Int {
         lock.withLock { _ in
             for slot in 0..<capacity where pids[slot] == 0 && paths[slot] == nil {
-                paths[slot] = strdup(mountpoint)
+                let path = strdup(mountpoint)
+                argvs[slot][3] = path
+                paths[slot] = path
                 pids[slot] = pid
                 return slot
             }
@@ -290,6 +312,7 @@ enum Cleanup {
             pids[slot] = 0
             let path = paths[slot]
             paths[slot] = nil
+            argvs[slot][3] = nil
             free(path)
         }
     }
@@ -301,8 +324,19 @@ enum Cleanup {
             guard let path = paths[slot] else { continue }
             let child = fork()
             if child == 0 {
-                var argv: [UnsafeMutablePointer<CChar>?] = fusermountArgs + [path, nil]
-                execv(fusermount, &argv)
+                _ = path
+                execv(fusermount, argvs[slot])
+                _exit(127)
+            }
+            if child > 0 {
+                var status: Int32 = 0
+                waitpid(child, &status, 0)
+            }
+        }
+        if removeArgv[2] != nil {
+            let child = fork()
+            if child == 0 {
+                execv(rm, removeArgv)
                 _exit(127)
             }
             if child > 0 {
@@ -321,6 +355,12 @@ enum Cleanup {
             stopServer(pid: pid, mountpoint: path)
             unregister(slot)
         }
+    }
+
+    /// Normal-path cleanup on failure: the mounts, then the work directory.
+    static func runAndRemoveWorkDirectory() {
+        run()
+        if let directory = removeArgv[2] { _ = waitFor(spawn(["rm", "-rf", String(cString: directory)])) }
     }
 }
 

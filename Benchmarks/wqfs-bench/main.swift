@@ -132,6 +132,7 @@ if endToEnd {
     var template = Array("/tmp/wqfs-bench.XXXXXX".utf8CString)
     guard let made = mkdtemp(&template) else { fail("mkdtemp: \(String(cString: strerror(errno)))") }
     let work = String(cString: made)
+    Cleanup.setWorkDirectory(work)
     defer { _ = run(["rm", "-rf", work]) }
 
     // The wqfs binary: built (release) next to this executable unless given.
