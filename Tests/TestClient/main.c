@@ -67,7 +67,7 @@ static void unblock_all(void) {
 
 static int usage(void) {
     fprintf(stderr,
-        "usage: wqtestclient exec PROGRAM [ARG...]        (signals unblocked)\n"
+        "usage: wqtestclient exec [-C DIR] PROGRAM [ARG...]  (signals unblocked)\n"
         "       wqtestclient read PATH BUFSIZE [nonblock] [COUNT]\n"
         "       wqtestclient readint PATH BUFSIZE SECONDS\n"
         "       wqtestclient poll PATH TIMEOUT_MS\n"
@@ -328,9 +328,14 @@ int main(int argc, char **argv) {
     if (argc < 2) return usage();
     const char *cmd = argv[1];
     if (strcmp(cmd, "exec") == 0) {
-        if (argc < 3) return usage();
+        int first = 2;
+        if (argc > 3 && strcmp(argv[2], "-C") == 0) {
+            if (chdir(argv[3]) < 0) { perror(argv[3]); return 127; }
+            first = 4;
+        }
+        if (argc <= first) return usage();
         unblock_all();
-        execvp(argv[2], argv + 2);
+        execvp(argv[first], argv + first);
         perror("exec");
         return 127;
     }

@@ -55,43 +55,109 @@ extension Array where Element == String {
     func dropLastIfEmpty() -> [String] { last == "" ? Array(dropLast()) : self }
 }
 
+/// A child process started with posix_spawn and reaped with waitpid.
+///
+/// Not Foundation.Process: on Linux it learns of a child's exit through a socket
+/// the child inherits, so a background job or daemon that outlives a shell keeps
+/// the shell "running" for ever, and a test thread's children start with SIGTERM
+/// blocked. Here every child starts with an empty signal mask and default
+/// dispositions, in a process group of its own (so a timeout kills its whole tree).
+final class Child {
+    let processIdentifier: Int32
+    private var status: Int32?
+
+    /// Starts `executable arguments` with standard input from /dev/null and output
+    /// appended to the given files.
+    init(_ executable: String, _ arguments: [String], directory: String? = nil, environment: [String: String],
+         stdout: String, stderr: String) throws {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_APPEND | O_CREAT, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_APPEND | O_CREAT, 0o644)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t(), defaults = sigset_t()
+        sigemptyset(&none)
+        sigemptyset(&defaults)
+        for signal in [SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGALRM, SIGCHLD, SIGQUIT] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
+        var env = ProcessInfo.processInfo.environment
+        for (key, value) in environment { env[key] = value }
+        // posix_spawn_file_actions_addchdir_np is not imported: the test client
+        // changes directory and execs when one is asked for.
+        var executable = executable, arguments = arguments
+        if let directory {
+            arguments = ["exec", "-C", directory, executable] + arguments
+            executable = try Products.path("wqtestclient")
+        }
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        guard rc == 0 else { throw FixtureError("cannot start \(executable): \(String(cString: strerror(rc)))") }
+        processIdentifier = pid
+    }
+
+    /// Reaps the child if it has exited.
+    private func reap(blocking: Bool) {
+        guard status == nil else { return }
+        var raw: Int32 = 0
+        var result: pid_t
+        repeat { result = waitpid(processIdentifier, &raw, blocking ? 0 : WNOHANG) } while result < 0 && errno == EINTR
+        if result == processIdentifier {
+            // Exit code, or 128 + the signal that killed it, as a shell reports it.
+            status = raw & 0x7f == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
+        } else if result < 0 {
+            status = -1 // not our child any more (ECHILD): nothing to wait for
+        }
+    }
+
+    var isRunning: Bool {
+        reap(blocking: false)
+        return status == nil
+    }
+
+    /// The exit status (128 + signal when killed); -1 while running.
+    var terminationStatus: Int32 { reap(blocking: false); return status ?? -1 }
+
+    func waitUntilExit() { reap(blocking: true) }
+
+    /// Signals the child's whole process group.
+    func signalGroup(_ signal: Int32) { kill(-processIdentifier, signal) }
+}
+
 /// Runs `executable arguments` to completion or `timeout`, output captured in files
-/// (no pipe can fill up), with signals unblocked through the test client's `exec`
-/// (a test thread's children start with SIGTERM blocked, which would make the
-/// shell's `timeout` and `kill` useless).
+/// (no pipe can fill up). Past `timeout` its whole process group is killed and the
+/// status is -1. Background jobs it left behind are killed when it ends: nothing a
+/// command starts outlives it (a daemon that called setsid() excepted).
 func run(_ executable: String, _ arguments: [String], directory: String? = nil,
          environment: [String: String] = [:], timeout: TimeInterval = 30) throws -> Outcome {
-    let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("wqfs-run-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: scratch) }
-    let outURL = scratch.appendingPathComponent("out"), errURL = scratch.appendingPathComponent("err")
-    _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-    _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: try Products.path("wqtestclient"))
-    process.arguments = ["exec", executable] + arguments
-    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-    var env = ProcessInfo.processInfo.environment
-    for (key, value) in environment { env[key] = value }
-    process.environment = env
-    process.standardInput = FileHandle(forReadingAtPath: "/dev/null")
-    let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
-    defer { try? out.close(); try? err.close() }
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
+    let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("wqfs-run-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: scratch) }
+    let outPath = scratch + "/out", errPath = scratch + "/err"
+    let child = try Child(executable, arguments, directory: directory, environment: environment,
+                          stdout: outPath, stderr: errPath)
     let deadline = Date(timeIntervalSinceNow: timeout)
-    while process.isRunning && Date() < deadline { usleep(2_000) }
+    while child.isRunning && Date() < deadline { usleep(2_000) }
     var status: Int32 = -1
-    if process.isRunning {
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+    if child.isRunning {
+        child.signalGroup(SIGKILL)
+        child.waitUntilExit()
     } else {
-        status = process.terminationStatus
+        status = child.terminationStatus
     }
+    child.signalGroup(SIGKILL)
     return Outcome(status: status,
-                   stdout: String(decoding: (try? Data(contentsOf: outURL)) ?? Data(), as: UTF8.self),
-                   stderr: String(decoding: (try? Data(contentsOf: errURL)) ?? Data(), as: UTF8.self))
+                   stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
+                   stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
 }
 
 /// A wqfs mount for one test. Make it with `withMount`.
@@ -102,7 +168,7 @@ final class Mount {
     let path: String
     /// Scratch directory outside the mount, for the shell's files.
     let scratch: String
-    private(set) var server: Process?
+    private(set) var server: Child?
     let logPath: String
 
     fileprivate init() throws {
@@ -120,16 +186,9 @@ final class Mount {
 
     /// Starts `wqfs PATH -f [-o options]` and waits until the mount is up.
     fileprivate func start(options: [String]) throws {
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try Products.path("wqfs"))
-        process.arguments = [path, "-f"] + (options.isEmpty ? [] : ["-o", options.joined(separator: ",")])
-        process.standardInput = FileHandle(forReadingAtPath: "/dev/null")
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
-        try? log.close()
+        let process = try Child(try Products.path("wqfs"),
+                                [path, "-f"] + (options.isEmpty ? [] : ["-o", options.joined(separator: ",")]),
+                                environment: [:], stdout: logPath, stderr: logPath)
         server = process
         let deadline = Date(timeIntervalSinceNow: 10)
         while !Mount.isMounted(path) {
@@ -139,6 +198,18 @@ final class Mount {
             guard Date() < deadline else { throw FixtureError("wqfs did not mount \(path) within 10 s:\n\(serverLog)") }
             usleep(10_000)
         }
+    }
+
+    /// The server's process id.
+    var serverPID: Int32 { server?.processIdentifier ?? -1 }
+
+    /// Waits up to `timeout` for the server to exit by itself; its status, or nil
+    /// if it is still running.
+    func waitForExit(timeout: TimeInterval) -> Int32? {
+        guard let server else { return nil }
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        while server.isRunning && Date() < deadline { usleep(5_000) }
+        return server.isRunning ? nil : server.terminationStatus
     }
 
     var serverLog: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }

@@ -1,0 +1,103 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Processes whose command line is `…/wqfs … DIR …`: the daemon a mount helper started.
+private func wqfsDaemons(servingAt dir: String) -> [Int32] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap { entry -> Int32? in
+        guard let pid = Int32(entry), let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { return nil }
+        let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        guard let first = arguments.first, first.hasSuffix("wqfs"), arguments.contains(dir) else { return nil }
+        return pid
+    }
+}
+
+/// Mounts with `command` (a shell command that daemonizes wqfs on `$D`), runs `body`,
+/// and always unmounts, stops the daemon and removes the directory.
+private func withHelperMount(_ command: String, _ body: (String) throws -> Void) throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("wqfs-helper-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    let products = URL(fileURLWithPath: try Products.path("wqfs")).deletingLastPathComponent().path
+    defer {
+        Mount.forceUnmount(dir)
+        let deadline = Date(timeIntervalSinceNow: 5)
+        while !wqfsDaemons(servingAt: dir).isEmpty && Date() < deadline { usleep(10_000) }
+        for pid in wqfsDaemons(servingAt: dir) { kill(pid, SIGKILL) }
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+    let outcome = try run("/bin/sh", ["-c", command], environment: [
+        "PATH": products + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin"),
+        "D": dir, "P": products,
+    ], timeout: 20)
+    try #require(outcome.status == 0, "\(command): \(outcome)")
+    #expect(Mount.isMounted(dir))
+    try body(dir)
+    // umount stops the daemon, which exits by itself.
+    let umount = try run("/bin/umount", [dir], timeout: 10)
+    #expect(umount.status == 0, "\(umount)")
+    #expect(!Mount.isMounted(dir))
+    let deadline = Date(timeIntervalSinceNow: 5)
+    while !wqfsDaemons(servingAt: dir).isEmpty && Date() < deadline { usleep(10_000) }
+    #expect(wqfsDaemons(servingAt: dir).isEmpty, "the daemon outlived umount")
+}
+
+// DESIGN §3: the wqfs command: --help, the mount helper forms, and stopping with
+// SIGTERM while readers wait.
+extension MountTests {
+    @Suite("command") struct Command {
+        @Test("wqfs --help exits 0 and explains the layout and options")
+        func help() throws {
+            let out = try run(try Products.path("wqfs"), ["--help"], timeout: 10)
+            #expect(out.status == 0, "\(out)")
+            let text = out.stdout + out.stderr
+            for needle in ["usage: wqfs MOUNTPOINT", "mount -t fuse.wqfs", "default_size=N", "max_size=N",
+                           "max_filters=N", "max_watches=N", "max_queues=N", "max_sources=N", "max_slots=N",
+                           "allow_other", "SIGTERM", "end of file"] {
+                #expect(text.contains(needle), "--help lacks \(needle)")
+            }
+            let bad = try run(try Products.path("wqfs"), ["/nonexistent", "-o", "default_size=0"], timeout: 10)
+            #expect(bad.status != 0 && bad.stderr.contains("default_size"), "\(bad)")
+        }
+
+        // mount(8) runs helpers with a fixed PATH (see README), so the helper is run
+        // as mount(8) would run it, with the build directory on PATH: mount.fuse3
+        // looks `wqfs` up there.
+        @Test("mount.fuse3 wqfs DIR -t fuse.wqfs (what mount -t fuse.wqfs runs) mounts with -o default_size=8")
+        func mountHelper() throws {
+            try withHelperMount("mount.fuse3 wqfs \"$D\" -t fuse.wqfs -o default_size=8") { dir in
+                let out = try run("/bin/sh", ["-c", "touch \"$0\"/queues/q && cat \"$0\"/queues/q.size && grep \" $0 \" /proc/mounts", dir])
+                #expect(out.stdout.hasPrefix("8\nwqfs \(dir) fuse.wqfs "), "\(out)")
+                #expect(out.stdout.contains("default_permissions"), "\(out)")
+            }
+        }
+
+        @Test("mount -t fuse 'PATH/wqfs#wqfs' DIR -o default_size=8 mounts through mount(8)")
+        func mountCommand() throws {
+            try withHelperMount("mount -t fuse \"$P/wqfs#wqfs\" \"$D\" -o default_size=8") { dir in
+                let out = try run("/bin/sh", ["-c", "touch \"$0\"/queues/q && cat \"$0\"/queues/q.size", dir])
+                #expect(out.stdout == "8\n", "\(out)")
+            }
+        }
+
+        @Test("SIGTERM with blocked readers: they get end of file, the server exits 0, the mount is gone")
+        func sigtermWithBlockedReaders() throws {
+            try withMount { m throws in
+                let out = try m.out("""
+                    touch queues/a queues/b
+                    for q in a a b; do timeout -s KILL 20 $C read queues/$q 4096 >> $T/r & done
+                    timeout -s KILL 20 dd if=queues/b of=$T/dd bs=4096 count=1 2>/dev/null &
+                    waitfor 'grep -qx "waiting 2" queues/a.status && grep -qx "waiting 2" queues/b.status' || exit 1
+                    kill -TERM \(m.serverPID)
+                    wait
+                    cat $T/r; stat -c %s $T/dd
+                    """)
+                #expect(out == "eof\neof\neof\n0\n")
+                #expect(m.waitForExit(timeout: 5) == 0, "server log:\n\(m.serverLog)")
+                #expect(!Mount.isMounted(m.path))
+            }
+        }
+    }
+}
