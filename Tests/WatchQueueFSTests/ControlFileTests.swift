@@ -18,7 +18,8 @@ extension MountTests {
                     printf 'type=1\\n# a comment\\n\\ntype=2 subtypes=all\\n' > queues/q.filter; cat queues/q.filter; echo --
                     echo none > queues/q.filter; cat queues/q.filter; echo --
                     echo 'type=7' >> queues/q.filter; cat queues/q.filter; echo --
-                    truncate -s 0 queues/q.filter; cat queues/q.filter
+                    truncate -s 0 queues/q.filter; cat queues/q.filter; echo --
+                    { echo type=3; echo type=4; } > queues/q.filter; cat queues/q.filter
                     grep '^filters ' queues/q.status
                     """)
                 #expect(out == """
@@ -39,7 +40,10 @@ extension MountTests {
                     type=7 subtypes=all info=0x0/0x0
                     --
                     none
-                    filters 0
+                    --
+                    type=3 subtypes=all info=0x0/0x0
+                    type=4 subtypes=all info=0x0/0x0
+                    filters 2
 
                     """)
                 #expect(try m.text("errors") == "")

@@ -194,6 +194,29 @@ extension MountTests {
             }
         }
 
+        @Test("max_queues and max_sources: past the limit, ENOSPC")
+        func limits() throws {
+            try withMount(["max_queues=2", "max_sources=1"]) { m throws in
+                let out = try m.sh("touch queues/a queues/b; touch queues/c; mkdir sources/s; mkdir sources/t; rm queues/a; touch queues/c; ls queues | grep -v '[.]'")
+                #expect(out.stdout == "b\nc\n", "\(out)")
+                #expect(out.stderr.contains("touch: cannot touch 'queues/c': No space left on device"), "\(out)")
+                #expect(out.stderr.contains("mkdir: cannot create directory 'sources/t': No space left on device"), "\(out)")
+            }
+        }
+
+        @Test("generated text files read the same in small pieces as whole")
+        func partialReads() throws {
+            try withMount { m throws in
+                let out = try m.out("""
+                    watch q s 1; echo 'type=256 subtypes=1-3 info=0x100/0xff00' > queues/q.filter
+                    for f in README queues/q.status queues/q.filter queues/q.size sources/s/watches sources/s/id; do
+                        dd if=$f bs=3 2>/dev/null | cmp - $f && echo same
+                    done
+                    """)
+                #expect(out == String(repeating: "same\n", count: 6))
+            }
+        }
+
         @Test("chmod and chown change a queue's and a source's metadata")
         func chmodChown() throws {
             try withMount { m throws in
