@@ -82,6 +82,35 @@ extension MountTests {
             }
         }
 
+        // FUSE-NOTES: a child Foundation.Process starts from a test thread inherits
+        // SIGINT, SIGTERM and SIGHUP blocked; the server must unblock them itself.
+        @Test("a server started by Foundation.Process (signals possibly blocked) still stops on SIGTERM")
+        func sigtermFromFoundationProcess() throws {
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("wqfs-proc-\(UUID().uuidString)").path
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: try Products.path("wqfs"))
+            process.arguments = [dir, "-f"]
+            process.standardInput = FileHandle(forReadingAtPath: "/dev/null")
+            process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+            process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+            defer {
+                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+                Mount.forceUnmount(dir)
+                try? FileManager.default.removeItem(atPath: dir)
+            }
+            try process.run()
+            var deadline = Date(timeIntervalSinceNow: 10)
+            while !Mount.isMounted(dir) && process.isRunning && Date() < deadline { usleep(10_000) }
+            try #require(Mount.isMounted(dir), "wqfs did not mount \(dir)")
+            kill(process.processIdentifier, SIGTERM)
+            deadline = Date(timeIntervalSinceNow: 5)
+            while process.isRunning && Date() < deadline { usleep(10_000) }
+            #expect(!process.isRunning, "SIGTERM did not stop a server started by Foundation.Process")
+            if !process.isRunning { #expect(process.terminationStatus == 0) }
+            #expect(!Mount.isMounted(dir))
+        }
+
         @Test("SIGTERM with blocked readers: they get end of file, the server exits 0, the mount is gone")
         func sigtermWithBlockedReaders() throws {
             try withMount { m throws in
