@@ -58,9 +58,10 @@ private struct QueueLog {
 // lost: no record may vanish without a loss record, and the counters must add up.
 extension MountTests {
     @Suite("stress") struct Stress {
-        @Test("3 posters × 3000 records into 4 small queues, read concurrently: every gap has its loss record")
+        @Test("3 posters × 4000 records into 4 small queues, read concurrently: every gap has its loss record")
         func postersAndReaders() throws {
-            let posters = 3, count: UInt64 = 3000
+            let posters = 3, count: UInt64 = 4000
+            let batches = [1, 4, 8] // records per write(2), per poster
             let queues = [("q0", 4), ("q1", 5), ("q2", 6), ("q3", 8)]
             try withMount { m throws in
                 var setup = "set -e\n"
@@ -77,8 +78,9 @@ extension MountTests {
                         timeout -s KILL 60 $C reader queues/$q 64 $T/stop > $T/$q.log &
                     done
                     pids=""
-                    for p in \((0..<posters).map(String.init).joined(separator: " ")); do
-                        timeout -s KILL 60 $C post-seq sources/p$p/post.bin 256 0 \(count) 4 > $T/post$p &
+                    for pb in \((0..<posters).map { "\($0):\(batches[$0])" }.joined(separator: " ")); do
+                        p=${pb%:*}; b=${pb#*:}
+                        timeout -s KILL 60 $C post-seq sources/p$p/post.bin 256 0 \(count) $b > $T/post$p &
                         pids="$pids $!"
                     done
                     for pid in $pids; do wait $pid || echo "poster $pid failed" >&2; done
