@@ -94,6 +94,15 @@ public final class Engine: Sendable {
         state = Mutex(State())
     }
 
+    deinit {
+        // A watch is a cycle (the queue lists its sources, the source its queues);
+        // break them all, or an engine dropped with watches in place leaks them.
+        state.withLock { state in
+            for queue in state.queuesByID.values { queue.watched = [] }
+            for source in state.sourcesByID.values { source.watches = [] }
+        }
+    }
+
     struct State: ~Copyable {
         var queues: [String: QueueObject] = [:]
         var queuesByID: [QueueID: QueueObject] = [:]
