@@ -41,6 +41,19 @@ let package = Package(
         // The benchmark (issue 5): swift run -c release wqfs-bench [--quick] [--json].
         .executableTarget(name: "wqfs-bench", dependencies: ["WatchQueueCore"], path: "Benchmarks/wqfs-bench"),
 
+        // libFuzzer targets, one per parser of user input and one for the engine
+        // against a reference model (Fuzz/README.md; run with Fuzz/run). A normal
+        // build makes them replay tools: fuzz-engine FILE|DIR...
+        .target(name: "WatchQueueFuzzing", dependencies: ["WatchQueueCore"], path: "Fuzz/Support"),
+        .target(name: "CFuzzerDriver", path: "Fuzz/CFuzzerDriver"),
+        .executableTarget(name: "fuzz-filter", dependencies: ["WatchQueueFuzzing", "CFuzzerDriver"], path: "Fuzz/filter"),
+        .executableTarget(name: "fuzz-post", dependencies: ["WatchQueueFuzzing", "CFuzzerDriver"], path: "Fuzz/post"),
+        .executableTarget(name: "fuzz-postbin", dependencies: ["WatchQueueFuzzing", "CFuzzerDriver"], path: "Fuzz/postbin"),
+        .executableTarget(name: "fuzz-watches", dependencies: ["WatchQueueFuzzing", "CFuzzerDriver"], path: "Fuzz/watches"),
+        .executableTarget(name: "fuzz-values", dependencies: ["WatchQueueFuzzing", "CFuzzerDriver"], path: "Fuzz/values"),
+        .executableTarget(name: "fuzz-names", dependencies: ["WatchQueueFuzzing", "CFuzzerDriver"], path: "Fuzz/names"),
+        .executableTarget(name: "fuzz-engine", dependencies: ["WatchQueueFuzzing", "CFuzzerDriver"], path: "Fuzz/engine"),
+
         .testTarget(name: "WatchQueueCoreTests", dependencies: ["WatchQueueCore", "CWatchQueueABI"]),
         .testTarget(name: "WatchQueueFSTests", dependencies: ["WatchQueueFS", "WatchQueueCore", "CWatchQueueABI"]),
         .testTarget(name: "WQCatTests", dependencies: ["WQCatKit", "WatchQueueCore"]),

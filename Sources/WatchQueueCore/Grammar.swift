@@ -117,7 +117,8 @@ public enum Grammar {
     }
 
     static func singleToken(_ text: String, what: String) throws(WQError) -> Substring {
-        let tokens = words(Substring(text.filter { $0 != "\n" && $0 != "\r\n" }))
+        // Line ends separate tokens like blanks: deleting them would join "3\n2" into 32.
+        let tokens = text[...].split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" || $0 == "\r\n" })
         guard tokens.count == 1 else {
             throw .invalid(tokens.isEmpty ? "no \(what) given" : "\(what) must be one value, got \(quoted(text))")
         }

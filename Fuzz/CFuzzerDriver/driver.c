@@ -1,0 +1,2 @@
+// Nothing to compile: CFuzzerDriver only declares libFuzzer's LLVMFuzzerRunDriver.
+#include "CFuzzerDriver.h"
