@@ -85,13 +85,13 @@ public struct QueueStatus: Equatable, Sendable {
 public final class Engine: Sendable {
     /// The limits the engine was made with.
     public let limits: Limits
-    private let state: Mutex<State>
+    private let state: Locked<State>
     private let clock: @Sendable () -> Timestamp
 
     public init(limits: Limits = Limits(), clock: @escaping @Sendable () -> Timestamp = Timestamp.now) {
         self.limits = limits
         self.clock = clock
-        state = Mutex(State())
+        state = Locked(State())
     }
 
     deinit {

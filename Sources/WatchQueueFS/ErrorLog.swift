@@ -10,7 +10,7 @@ import Glibc
 final class ErrorLog: Sendable {
     /// Entries kept.
     static let capacity = 128
-    private let entries = Mutex<[String]>([])
+    private let entries = Locked<[String]>([])
 
     /// Records that `input` written by `uid` to `path` was refused.
     func record(path: String, uid: UInt32, input: String, error: WQError) {

@@ -1,5 +1,6 @@
 import FuseBinding
 import Synchronization
+import WatchQueueCore
 
 /// What the filesystem remembers about one open control file: how it was opened,
 /// whether it has been written, and the text a reader sees. Queue files need none
@@ -23,7 +24,7 @@ final class OpenFiles: Sendable {
         var next: UInt64 = 1
     }
 
-    private let table = Mutex(Table())
+    private let table = Locked(Table())
 
     /// Registers an open file and returns its handle.
     func open(_ file: OpenFile) -> UInt64 {
