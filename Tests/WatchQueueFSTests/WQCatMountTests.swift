@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-// docs/wqcat.md on a real mount: keyutils' lines for key records, `<id> gc` for a
+// README.md ("wqcat") on a real mount: keyutils' lines for key records, `<id> gc` for a
 // removal, `-- LOSS --`, --drain and --count.
 extension MountTests {
     @Suite("wqcat on a mount") struct WQCatOnMount {
