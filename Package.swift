@@ -44,15 +44,15 @@ let package = Package(
         // libFuzzer targets, one per parser of user input and one for the engine
         // against a reference model (Fuzz/README.md; run with Fuzz/run). A normal
         // build makes them replay tools: fuzz-engine FILE|DIR...
-        .target(name: "WatchQueueFuzzing", dependencies: ["WatchQueueCore"], path: "Fuzz/Support"),
+        .target(name: "WatchQueueFuzzing", dependencies: ["WatchQueueCore", "CFuzzerDriver"], path: "Fuzz/Support"),
         .target(name: "CFuzzerDriver", path: "Fuzz/CFuzzerDriver"),
-        .executableTarget(name: "fuzz-filter", dependencies: ["WatchQueueFuzzing", "CFuzzerDriver"], path: "Fuzz/filter"),
-        .executableTarget(name: "fuzz-post", dependencies: ["WatchQueueFuzzing", "CFuzzerDriver"], path: "Fuzz/post"),
-        .executableTarget(name: "fuzz-postbin", dependencies: ["WatchQueueFuzzing", "CFuzzerDriver"], path: "Fuzz/postbin"),
-        .executableTarget(name: "fuzz-watches", dependencies: ["WatchQueueFuzzing", "CFuzzerDriver"], path: "Fuzz/watches"),
-        .executableTarget(name: "fuzz-values", dependencies: ["WatchQueueFuzzing", "CFuzzerDriver"], path: "Fuzz/values"),
-        .executableTarget(name: "fuzz-names", dependencies: ["WatchQueueFuzzing", "CFuzzerDriver"], path: "Fuzz/names"),
-        .executableTarget(name: "fuzz-engine", dependencies: ["WatchQueueFuzzing", "CFuzzerDriver"], path: "Fuzz/engine"),
+        .executableTarget(name: "fuzz-filter", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/filter"),
+        .executableTarget(name: "fuzz-post", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/post"),
+        .executableTarget(name: "fuzz-postbin", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/postbin"),
+        .executableTarget(name: "fuzz-watches", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/watches"),
+        .executableTarget(name: "fuzz-values", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/values"),
+        .executableTarget(name: "fuzz-names", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/names"),
+        .executableTarget(name: "fuzz-engine", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/engine"),
 
         .testTarget(name: "WatchQueueCoreTests", dependencies: ["WatchQueueCore", "CWatchQueueABI"]),
         .testTarget(name: "WatchQueueFSTests", dependencies: ["WatchQueueFS", "WatchQueueCore", "CWatchQueueABI"]),

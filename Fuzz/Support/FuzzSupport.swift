@@ -3,6 +3,27 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+#if FUZZING
+import CFuzzerDriver
+#endif
+
+/// The whole `main` of a fuzz target. `callback` is a C function (libFuzzer calls it
+/// back), so each target passes a closure that captures nothing.
+public enum FuzzMain {
+    public typealias Callback = @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
+
+    /// In a fuzzer build (`-DFUZZING`, Fuzz/run) starts libFuzzer's driver on
+    /// `callback`; in a normal build replays the inputs named on the command line.
+    public static func run(_ callback: Callback) -> Never {
+        #if FUZZING
+        var argc = CommandLine.argc
+        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
+        exit(LLVMFuzzerRunDriver(&argc, &argv, callback))
+        #else
+        FuzzReplay.main { bytes in _ = callback(bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count) }
+        #endif
+    }
+}
 
 /// Takes values off the front of the fuzzer's input; past the end every value is 0.
 public struct FuzzInput {
@@ -51,8 +72,8 @@ public func fuzzHex<C: Collection>(_ bytes: C) -> String where C.Element == UInt
 /// The entry of a normal (non-fuzzer) build of a target: runs each file named on
 /// the command line, or each file in each directory named, through `target` once.
 /// `fuzz-engine Fuzz/corpus/engine` replays a corpus; a crash file reproduces.
-public enum FuzzReplay {
-    public static func main(_ target: (UnsafeRawBufferPointer) -> Void) -> Never {
+enum FuzzReplay {
+    static func main(_ target: (UnsafeRawBufferPointer) -> Void) -> Never {
         var count = 0
         for argument in CommandLine.arguments.dropFirst() {
             for path in files(at: argument) {

@@ -1,23 +1,12 @@
-// libFuzzer target fuzz-filter (Fuzz/README.md). Fuzz/run builds it with
-// -sanitize=fuzzer and -DFUZZING, and then main starts libFuzzer's driver on it;
-// a normal build has no fuzzer, and main replays the files or directories given.
+// libFuzzer target fuzz-filter (Fuzz/README.md): FuzzMain starts libFuzzer on it in a
+// fuzzer build (Fuzz/run) and replays the files or directories given otherwise.
 import WatchQueueFuzzing
-#if FUZZING
-import CFuzzerDriver
-import Glibc
-#endif
 
 @main enum FuzzTarget {
     static func main() {
-        #if FUZZING
-        var argc = CommandLine.argc
-        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
-        exit(LLVMFuzzerRunDriver(&argc, &argv) { data, size in
+        FuzzMain.run { data, size in
             ParserTargets.filter(UnsafeRawBufferPointer(start: data, count: size))
             return 0
-        })
-        #else
-        FuzzReplay.main(ParserTargets.filter)
-        #endif
+        }
     }
 }
