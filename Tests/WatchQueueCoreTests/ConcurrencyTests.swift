@@ -46,7 +46,7 @@ struct ConcurrencyTests {
 
     /// Results the threads hand back.
     final class Results: Sendable {
-        let streams = Mutex<[String: [UInt8]]>([:])
+        let streams = Locked<[String: [UInt8]]>([:])
         let postersRunning = Atomic<Int>(ConcurrencyTests.posters)
     }
 

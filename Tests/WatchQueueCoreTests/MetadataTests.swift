@@ -1,5 +1,4 @@
 import Testing
-import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -10,7 +9,7 @@ import Glibc
 struct MetadataTests {
     /// A clock that advances one second per reading.
     final class Clock: Sendable {
-        let seconds = Mutex<Int64>(1000)
+        let seconds = Locked<Int64>(1000)
         func now() -> Timestamp { seconds.withLock { $0 += 1; return Timestamp(seconds: $0, nanoseconds: 0) } }
     }
 
