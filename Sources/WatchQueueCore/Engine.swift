@@ -608,8 +608,8 @@ public final class Engine: Sendable {
     /// - Throws: EINVAL when a record is malformed or not of the source's type.
     public func postBinary(_ records: UnsafeRawBufferPointer, to source: SourceID) throws(WQError) -> Wakeups {
         try withSource(source) { (source, state) throws(WQError) -> Wakeups in
-            try Grammar.validatePostBinary(records, type: source.type)
-            return Self.post(records, from: source, state: &state)
+            let count = try Grammar.validatePostBinary(records, type: source.type)
+            return Self.post(records, count: count, from: source, state: &state)
         }
     }
 
@@ -621,21 +621,23 @@ public final class Engine: Sendable {
         var packed = try Grammar.post(text, type: NotificationType.user)
         return try withSource(source) { source, state in
             packed.withUnsafeMutableBytes { records in
-                var offset = 0
+                var offset = 0, count = 0
                 while offset < records.count {
                     var header = RecordHeader(bytes: UnsafeRawBufferPointer(rebasing: records[offset...]))
                     header.type = source.type
                     header.store(to: records.baseAddress! + offset)
                     offset += header.length
+                    count += 1
                 }
-                return Self.post(UnsafeRawBufferPointer(records), from: source, state: &state)
+                return Self.post(UnsafeRawBufferPointer(records), count: count, from: source, state: &state)
             }
         }
     }
 
-    /// Delivers each record to every watching queue. No allocation unless a reader
-    /// or poller is waiting.
-    private static func post(_ records: UnsafeRawBufferPointer, from source: SourceObject, state: inout State) -> Wakeups {
+    /// Delivers each of `count` well-formed records to every watching queue. No
+    /// allocation unless a reader or poller is waiting.
+    private static func post(_ records: UnsafeRawBufferPointer, count: Int, from source: SourceObject,
+                             state: inout State) -> Wakeups {
         var wakeups = Wakeups()
         guard !source.watches.isEmpty else { return wakeups }
         // Queue by queue, each taking every record in order: the same queues end up
@@ -645,6 +647,13 @@ public final class Engine: Sendable {
             let queue = watch.queue
             let ring = queue.ring
             let filter = queue.filter
+            if filter.isEmpty {
+                // Nothing to decide per record: one copy into the ring.
+                let queued = ring.push(batch: records, records: count, watchID: watch.watchID)
+                queue.counters.posted += UInt64(count)
+                queue.counters.lost += UInt64(count - queued)
+                continue
+            }
             let watchBits = UInt32(watch.watchID) << RecordLayout.watchIDShift
             var posted: UInt64 = 0, filtered: UInt64 = 0, lost: UInt64 = 0
             var iterator = RecordIterator(records)
@@ -652,7 +661,7 @@ public final class Engine: Sendable {
                 let header = record.header
                 let info = header.info & ~RecordLayout.watchIDMask | watchBits
                 posted += 1
-                if !filter.isEmpty && !filter.admits(type: header.type, subtype: header.subtype, info: info) {
+                if !filter.admits(type: header.type, subtype: header.subtype, info: info) {
                     filtered += 1
                 } else if !ring.push(record.bytes, info: info) {
                     lost += 1

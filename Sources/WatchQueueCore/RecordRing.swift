@@ -1,19 +1,32 @@
-/// A fixed number of record slots, 128 bytes each, in one allocation made up front,
-/// so queuing a record never allocates. It keeps the kernel's loss bookkeeping: a
+/// A queue of up to `capacity` records, packed back to back in one circular byte
+/// buffer allocated up front, so queuing never allocates and a read copies runs of
+/// records with one or two `memcpy` calls. It keeps the kernel's loss bookkeeping: a
 /// record posted to a full ring is dropped and the newest queued record is marked;
 /// reading a marked record owes the reader one loss record.
 ///
+/// The buffer holds `capacity × slotSize` bytes, room for `capacity` records of the
+/// largest size, followed by a mirror of its first `maxLength` bytes, kept current
+/// for the length bytes it is read for: a header that wraps past the end still gives
+/// its length in one load. Marks live in a bitmap beside it, one bit per record
+/// position.
+///
 /// Not thread-safe: the engine guards it with its lock.
 final class RecordRing {
-    /// Slot size: the largest record (127 bytes) plus one byte for the loss mark.
+    /// Bytes of buffer per record of capacity: at least the largest record (127).
     static let slotSize = 128
-    /// Offset of the loss-mark byte inside a slot; never part of a record.
-    private static let markOffset = 127
+    private static let mirrorSize = RecordLayout.maxLength
 
     private(set) var capacity: Int
-    private var slots: UnsafeMutableRawPointer
-    /// Index of the oldest queued record.
-    private var head = 0
+    /// `capacity × slotSize`: where the buffer wraps.
+    private var wrapSize: Int
+    private var buffer: UnsafeMutableRawPointer
+    /// One bit per record position (`position`: 0..<capacity, in step with `offset`).
+    private var marks: UnsafeMutablePointer<UInt64>
+    /// Marks set; when zero, reads skip the bitmap.
+    private var markCount = 0
+    /// Byte offset and record position of the oldest queued record.
+    private var headOffset = 0
+    private var headPosition = 0
     /// Records queued.
     private(set) var count = 0
     /// Bytes of the records queued (what FIONREAD reports).
@@ -25,39 +38,117 @@ final class RecordRing {
     init(capacity: Int) {
         precondition(capacity > 0)
         self.capacity = capacity
-        slots = .allocate(byteCount: capacity * Self.slotSize, alignment: 16)
+        wrapSize = capacity * Self.slotSize
+        buffer = Self.allocateBuffer(wrapSize: wrapSize)
+        marks = Self.allocateMarks(capacity: capacity)
     }
 
-    deinit { slots.deallocate() }
+    deinit {
+        buffer.deallocate()
+        marks.deallocate()
+    }
+
+    private static func allocateBuffer(wrapSize: Int) -> UnsafeMutableRawPointer {
+        .allocate(byteCount: wrapSize + mirrorSize, alignment: 16)
+    }
+
+    private static func allocateMarks(capacity: Int) -> UnsafeMutablePointer<UInt64> {
+        let words = (capacity + 63) / 64
+        let marks = UnsafeMutablePointer<UInt64>.allocate(capacity: words)
+        marks.initialize(repeating: 0, count: words)
+        return marks
+    }
 
     var isFull: Bool { count == capacity }
     /// True when a read would return something: records, or an owed loss record.
     var isReadable: Bool { count > 0 || lossPending }
 
-    /// The slot `index` places past the start of the array, wrapping once: every
-    /// caller passes less than `2 * capacity` (head < capacity, count <= capacity),
-    /// so a compare replaces the division `%` would cost on every record.
-    @inline(__always)
-    private func slot(_ index: Int) -> UnsafeMutableRawPointer {
-        slots + (index < capacity ? index : index - capacity) * Self.slotSize
+    // Every offset and position passed below is under twice the bound (a sum of two
+    // in-range values), so a compare replaces a division on every record.
+    @inline(__always) private func wrapped(offset: Int) -> Int { offset < wrapSize ? offset : offset - wrapSize }
+    @inline(__always) private func wrapped(position: Int) -> Int { position < capacity ? position : position - capacity }
+
+    /// The length of the record starting at `offset`; the mirror makes it one load.
+    @inline(__always) private func length(at offset: Int) -> Int {
+        Int(buffer.load(fromByteOffset: offset + 4, as: UInt8.self) & UInt8(RecordLayout.lengthMask))
+    }
+
+    @inline(__always) private func isMarked(_ position: Int) -> Bool {
+        marks[position >> 6] & (1 << UInt64(position & 63)) != 0
+    }
+
+    @inline(__always) private func setMark(_ position: Int, _ on: Bool) {
+        let bit: UInt64 = 1 << UInt64(position & 63)
+        guard (marks[position >> 6] & bit != 0) != on else { return }
+        marks[position >> 6] ^= bit
+        markCount += on ? 1 : -1
+    }
+
+    /// Copies `length` bytes to the buffer at `offset`, wrapping at the end, and keeps
+    /// the mirror of the first bytes current.
+    private func store(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
+        guard let source = bytes.baseAddress else { return }
+        let length = bytes.count
+        let first = min(length, wrapSize - offset)
+        (buffer + offset).copyMemory(from: source, byteCount: first)
+        if first < length { buffer.copyMemory(from: source + first, byteCount: length - first) }
+        if first < length || offset < Self.mirrorSize { refreshMirror() }
+    }
+
+    private func refreshMirror() {
+        (buffer + wrapSize).copyMemory(from: buffer, byteCount: Self.mirrorSize)
+    }
+
+    /// Marks the newest queued record: a post was dropped after it.
+    private func markNewest() {
+        // A full ring holds at least one record, since capacity is at least 1.
+        setMark(wrapped(position: headPosition + count - 1), true)
     }
 
     /// Queues `record` with its header's `info` replaced by `info`, or returns false
     /// (marking the newest record) when the ring is full.
     func push(_ record: UnsafeRawBufferPointer, info: UInt32) -> Bool {
         guard count < capacity else {
-            // The drop is reported after the newest record; a ring with no record to
-            // mark cannot be full, since capacity is at least 1.
-            slot(head + count - 1).storeBytes(of: 1, toByteOffset: Self.markOffset, as: UInt8.self)
+            markNewest()
             return false
         }
-        let destination = slot(head + count)
-        destination.copyMemory(from: record.baseAddress!, byteCount: record.count)
-        (destination + 4).storeBytes(of: info.littleEndian, as: UInt32.self)
-        destination.storeBytes(of: 0, toByteOffset: Self.markOffset, as: UInt8.self)
+        guard record.count >= RecordLayout.headerSize else { return false }
+        // The header with `info` replaced, then the payload.
+        let header = (record.loadUnaligned(as: UInt32.self), info.littleEndian)
+        let offset = wrapped(offset: headOffset + byteCount)
+        withUnsafeBytes(of: header) { store($0, at: offset) }
+        store(UnsafeRawBufferPointer(rebasing: record[RecordLayout.headerSize...]),
+              at: wrapped(offset: offset + RecordLayout.headerSize))
         count += 1
         byteCount += record.count
         return true
+    }
+
+    /// Queues the first records of `batch`, `records` well-formed records packed back
+    /// to back, in one copy, with `watchID` as each one's watch ID; those that do not
+    /// fit are dropped, marking the newest queued record. Returns how many were queued.
+    func push(batch: UnsafeRawBufferPointer, records: Int, watchID: UInt8) -> Int {
+        guard let bytes = batch.baseAddress else { return 0 }
+        let taken = min(records, capacity - count)
+        var length = 0
+        for _ in 0..<taken {
+            length += Int(bytes.load(fromByteOffset: length + 4, as: UInt8.self) & UInt8(RecordLayout.lengthMask))
+        }
+        if taken > 0 {
+            let start = wrapped(offset: headOffset + byteCount)
+            store(UnsafeRawBufferPointer(rebasing: batch[..<length]), at: start)
+            // The watch ID is byte 5 of every record: `info` bits 8–15, little-endian.
+            // Not a length byte, so the mirror that `store` refreshed stays current.
+            var offset = 0
+            for _ in 0..<taken {
+                buffer.storeBytes(of: watchID, toByteOffset: wrapped(offset: start + offset + 5), as: UInt8.self)
+                offset += Int(bytes.load(fromByteOffset: offset + 4, as: UInt8.self) & UInt8(RecordLayout.lengthMask))
+            }
+            count += taken
+            byteCount += length
+        }
+        if taken < records { markNewest() }
+        return taken
     }
 
     /// The outcome of one read.
@@ -70,55 +161,80 @@ final class RecordRing {
         case empty
     }
 
-    /// Copies as many whole records as fit into `buffer`, placing loss records
+    /// Copies as many whole records as fit into `destination`, placing loss records
     /// where the kernel places them.
-    func read(into buffer: UnsafeMutableRawBufferPointer) -> ReadOutcome {
+    func read(into destination: UnsafeMutableRawBufferPointer) -> ReadOutcome {
+        guard let base = destination.baseAddress else { return isReadable ? .bufferTooSmall : .empty }
         let lossSize = Records.loss.count
         var copied = 0
         var records = 0
         while true {
             if lossPending {
-                guard buffer.count - copied >= lossSize else {
-                    return copied == 0 ? .bufferTooSmall : .copied(bytes: copied, records: records)
-                }
-                Records.loss.withUnsafeBytes { loss in
-                    (buffer.baseAddress! + copied).copyMemory(from: loss.baseAddress!, byteCount: lossSize)
-                }
+                guard destination.count - copied >= lossSize else { break }
+                Records.loss.withUnsafeBytes { (base + copied).copyMemory(from: $0.baseAddress!, byteCount: lossSize) }
                 copied += lossSize
                 lossPending = false
             }
-            guard count > 0 else { break }
-            let source = slot(head)
-            let length = Int(source.load(fromByteOffset: 4, as: UInt32.self).littleEndian & RecordLayout.lengthMask)
-            guard length <= buffer.count - copied else {
-                return copied == 0 ? .bufferTooSmall : .copied(bytes: copied, records: records)
+            // A run: the records from the head that fit, ending after a marked one.
+            let room = destination.count - copied
+            var runBytes = 0, runRecords = 0
+            var offset = headOffset, position = headPosition
+            while runRecords < count {
+                let length = length(at: offset)
+                guard runBytes + length <= room else { break }
+                runBytes += length
+                runRecords += 1
+                offset = wrapped(offset: offset + length)
+                let marked = markCount > 0 && isMarked(position)
+                if marked { setMark(position, false) }
+                position = wrapped(position: position + 1)
+                if marked {
+                    lossPending = true
+                    break
+                }
             }
-            (buffer.baseAddress! + copied).copyMemory(from: source, byteCount: length)
-            copied += length
-            records += 1
-            lossPending = source.load(fromByteOffset: Self.markOffset, as: UInt8.self) != 0
-            head += 1
-            if head == capacity { head = 0 }
-            count -= 1
-            byteCount -= length
+            guard runRecords > 0 else { break }
+            let first = min(runBytes, wrapSize - headOffset)
+            (base + copied).copyMemory(from: buffer + headOffset, byteCount: first)
+            if first < runBytes { (base + copied + first).copyMemory(from: buffer, byteCount: runBytes - first) }
+            copied += runBytes
+            records += runRecords
+            headOffset = offset
+            headPosition = position
+            count -= runRecords
+            byteCount -= runBytes
             // As in the kernel, a loss owed after the last queued record, or after a
-            // record that filled the buffer, opens the next read instead.
-            if copied == buffer.count || count == 0 { break }
+            // record that filled the buffer, opens the next read instead; a run that
+            // ended unmarked ended because the next record does not fit.
+            if !lossPending || copied == destination.count || count == 0 { break }
         }
-        return copied == 0 ? .empty : .copied(bytes: copied, records: records)
+        if copied > 0 { return .copied(bytes: copied, records: records) }
+        return isReadable ? .bufferTooSmall : .empty
     }
 
     /// Changes the capacity, keeping queued records and their marks in order.
     /// The caller checks that `newCapacity >= count`.
     func resize(to newCapacity: Int) {
         precondition(newCapacity >= count && newCapacity > 0)
-        let fresh = UnsafeMutableRawPointer.allocate(byteCount: newCapacity * Self.slotSize, alignment: 16)
-        for index in 0..<count {
-            (fresh + index * Self.slotSize).copyMemory(from: slot(head + index), byteCount: Self.slotSize)
+        let newWrapSize = newCapacity * Self.slotSize
+        let fresh = Self.allocateBuffer(wrapSize: newWrapSize)
+        let first = min(byteCount, wrapSize - headOffset)
+        fresh.copyMemory(from: buffer + headOffset, byteCount: first)
+        if first < byteCount { (fresh + first).copyMemory(from: buffer, byteCount: byteCount - first) }
+        let freshMarks = Self.allocateMarks(capacity: newCapacity)
+        if markCount > 0 {
+            for index in 0..<count where isMarked(wrapped(position: headPosition + index)) {
+                freshMarks[index >> 6] |= 1 << UInt64(index & 63)
+            }
         }
-        slots.deallocate()
-        slots = fresh
+        buffer.deallocate()
+        marks.deallocate()
+        buffer = fresh
+        marks = freshMarks
         capacity = newCapacity
-        head = 0
+        wrapSize = newWrapSize
+        headOffset = 0
+        headPosition = 0
+        refreshMirror()
     }
 }

@@ -72,6 +72,88 @@ struct QueueTests {
         #expect(read(ring, capacity: 64).1 == Array(record[0..<4]) + [16, 0x2a, 0xef, 0xbe] + Array(record[8...]))
     }
 
+    /// The ring against a plain array of records under the kernel's rules: records of
+    /// every length wrap the packed buffer at every offset, batches and single pushes
+    /// mix, drops mark, reads meet every buffer size, resizes move it all.
+    @Test func ringMatchesAPlainModelAcrossWrapsBatchesMarksAndResizes() {
+        struct Model {
+            var records: [(bytes: [UInt8], marked: Bool)] = []
+            var lossPending = false
+            var capacity: Int
+            mutating func push(_ record: [UInt8]) -> Bool {
+                guard records.count < capacity else { records[records.count - 1].marked = true; return false }
+                records.append((record, false))
+                return true
+            }
+            mutating func read(room: Int) -> (RecordRing.ReadOutcome, [UInt8]) {
+                var out: [UInt8] = [], taken = 0
+                while true {
+                    if lossPending {
+                        guard room - out.count >= 8 else { break }
+                        out += Records.loss
+                        lossPending = false
+                    }
+                    guard let first = records.first, first.bytes.count <= room - out.count else { break }
+                    records.removeFirst()
+                    out += first.bytes
+                    taken += 1
+                    lossPending = first.marked
+                    if out.count == room || records.isEmpty { break }
+                }
+                if !out.isEmpty { return (.copied(bytes: out.count, records: taken), out) }
+                return (records.isEmpty && !lossPending ? .empty : .bufferTooSmall, [])
+            }
+        }
+        // xorshift64: the same sequence on every run.
+        var state: UInt64 = 0x9e37_79b9_7f4a_7c15
+        func random(_ bound: Int) -> Int {
+            state ^= state << 13
+            state ^= state >> 7
+            state ^= state << 17
+            return Int(state % UInt64(bound))
+        }
+        var serial: UInt8 = 0
+        func record(watchID: UInt8) -> [UInt8] {
+            serial &+= 1
+            let length = 8 + random(120)
+            var bytes = userRecord(subtype: serial, payload: (0..<(length - 8)).map { UInt8(truncatingIfNeeded: $0) ^ serial })
+            bytes[5] = watchID
+            return bytes
+        }
+        for capacity in [1, 2, 3, 5, 17] {
+            let ring = RecordRing(capacity: capacity)
+            var model = Model(capacity: capacity)
+            for _ in 0..<8_000 {
+                switch random(8) {
+                case 0, 1:
+                    let one = record(watchID: UInt8(random(256)))
+                    #expect(push(ring, one) == model.push(one))
+                case 2, 3:
+                    let watchID = UInt8(random(256))
+                    let batch = (0..<(1 + random(6))).map { _ in record(watchID: UInt8(random(256))) }
+                    let queued = Array(batch.joined()).withUnsafeBytes {
+                        ring.push(batch: $0, records: batch.count, watchID: watchID)
+                    }
+                    let modelQueued = batch.filter { var one = $0; one[5] = watchID; return model.push(one) }.count
+                    #expect(queued == modelQueued)
+                case 4, 5, 6:
+                    let room = random(300)
+                    let (expected, expectedBytes) = model.read(room: room)
+                    let (outcome, bytes) = read(ring, capacity: room)
+                    #expect(outcome == expected)
+                    #expect(bytes == expectedBytes)
+                default:
+                    let size = max(model.records.count, 1 + random(20))
+                    ring.resize(to: size)
+                    model.capacity = size
+                }
+                #expect(ring.count == model.records.count)
+                #expect(ring.byteCount == model.records.reduce(0) { $0 + $1.bytes.count })
+                #expect(ring.lossPending == model.lossPending)
+            }
+        }
+    }
+
     // MARK: capacity and resize, through the engine
 
     @Test func newQueueHasTheDefaultSizeAndCapacityIsExactNotRoundedTo32() throws {
