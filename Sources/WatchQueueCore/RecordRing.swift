@@ -86,17 +86,25 @@ final class RecordRing {
 
     /// Copies `length` bytes to the buffer at `offset`, wrapping at the end, and keeps
     /// the mirror of the first bytes current.
+    @inline(__always)
     private func store(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
         guard let source = bytes.baseAddress else { return }
         let length = bytes.count
         let first = min(length, wrapSize - offset)
         (buffer + offset).copyMemory(from: source, byteCount: first)
-        if first < length { buffer.copyMemory(from: source + first, byteCount: length - first) }
-        if first < length || offset < Self.mirrorSize { refreshMirror() }
+        if first < length {
+            buffer.copyMemory(from: source + first, byteCount: length - first)
+            mirror(from: 0, to: length - first)
+        } else if offset < Self.mirrorSize {
+            mirror(from: offset, to: offset + length)
+        }
     }
 
-    private func refreshMirror() {
-        (buffer + wrapSize).copyMemory(from: buffer, byteCount: Self.mirrorSize)
+    /// Copies the buffer's bytes `start..<end`, as far as the mirror reaches, into it.
+    private func mirror(from start: Int, to end: Int) {
+        let end = min(end, Self.mirrorSize)
+        guard start < end else { return }
+        (buffer + wrapSize + start).copyMemory(from: buffer + start, byteCount: end - start)
     }
 
     /// Marks the newest queued record: a post was dropped after it.
@@ -112,13 +120,19 @@ final class RecordRing {
             markNewest()
             return false
         }
-        guard record.count >= RecordLayout.headerSize else { return false }
-        // The header with `info` replaced, then the payload.
-        let header = (record.loadUnaligned(as: UInt32.self), info.littleEndian)
+        guard let source = record.baseAddress, record.count >= RecordLayout.headerSize else { return false }
         let offset = wrapped(offset: headOffset + byteCount)
-        withUnsafeBytes(of: header) { store($0, at: offset) }
-        store(UnsafeRawBufferPointer(rebasing: record[RecordLayout.headerSize...]),
-              at: wrapped(offset: offset + RecordLayout.headerSize))
+        if offset >= Self.mirrorSize && offset + record.count <= wrapSize {
+            // The common case: clear of the wrap and of the mirrored start.
+            (buffer + offset).copyMemory(from: source, byteCount: record.count)
+            buffer.storeBytes(of: info.littleEndian, toByteOffset: offset + 4, as: UInt32.self)
+        } else {
+            // The header with `info` replaced, then the payload.
+            let header = (record.loadUnaligned(as: UInt32.self), info.littleEndian)
+            withUnsafeBytes(of: header) { store($0, at: offset) }
+            store(UnsafeRawBufferPointer(rebasing: record[RecordLayout.headerSize...]),
+                  at: wrapped(offset: offset + RecordLayout.headerSize))
+        }
         count += 1
         byteCount += record.count
         return true
@@ -130,9 +144,11 @@ final class RecordRing {
     func push(batch: UnsafeRawBufferPointer, records: Int, watchID: UInt8) -> Int {
         guard let bytes = batch.baseAddress else { return 0 }
         let taken = min(records, capacity - count)
-        var length = 0
-        for _ in 0..<taken {
-            length += Int(bytes.load(fromByteOffset: length + 4, as: UInt8.self) & UInt8(RecordLayout.lengthMask))
+        var length = taken == records ? batch.count : 0
+        if taken < records {
+            for _ in 0..<taken {
+                length += Int(bytes.load(fromByteOffset: length + 4, as: UInt8.self) & UInt8(RecordLayout.lengthMask))
+            }
         }
         if taken > 0 {
             let start = wrapped(offset: headOffset + byteCount)
@@ -178,17 +194,17 @@ final class RecordRing {
             // A run: the records from the head that fit, ending after a marked one.
             let room = destination.count - copied
             var runBytes = 0, runRecords = 0
-            var offset = headOffset, position = headPosition
-            while runRecords < count {
+            var offset = headOffset
+            let queued = count, anyMarks = markCount > 0
+            while runRecords < queued {
                 let length = length(at: offset)
                 guard runBytes + length <= room else { break }
                 runBytes += length
-                runRecords += 1
                 offset = wrapped(offset: offset + length)
-                let marked = markCount > 0 && isMarked(position)
-                if marked { setMark(position, false) }
-                position = wrapped(position: position + 1)
-                if marked {
+                let position = wrapped(position: headPosition + runRecords)
+                runRecords += 1
+                if anyMarks && isMarked(position) {
+                    setMark(position, false)
                     lossPending = true
                     break
                 }
@@ -200,7 +216,7 @@ final class RecordRing {
             copied += runBytes
             records += runRecords
             headOffset = offset
-            headPosition = position
+            headPosition = wrapped(position: headPosition + runRecords)
             count -= runRecords
             byteCount -= runBytes
             // As in the kernel, a loss owed after the last queued record, or after a
@@ -235,6 +251,6 @@ final class RecordRing {
         wrapSize = newWrapSize
         headOffset = 0
         headPosition = 0
-        refreshMirror()
+        mirror(from: 0, to: byteCount)
     }
 }
