@@ -24,14 +24,36 @@ public enum Grammar {
     /// and lines starting with `#` dropped, each with its 1-based line number.
     static func lines(_ text: String) -> [(number: Int, text: Substring)] {
         var result: [(Int, Substring)] = []
-        // "\r\n" is one Character in Swift, so splitting on "\n" alone would not split it.
-        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
-        for (index, line) in lines.enumerated() {
-            let trimmed = line.drop { $0 == " " || $0 == "\t" || $0 == "\r" }
-            if trimmed.isEmpty || trimmed.first == "#" { continue }
-            result.append((index + 1, line))
+        let bytes = Array(text.utf8)
+        bytes.withUnsafeBufferPointer { bytes in
+            forEachLine(bytes) { number, line in
+                result.append((number, Substring(String(decoding: line, as: UTF8.self))))
+            }
         }
         return result
+    }
+
+    /// Calls `body` with each meaningful line of `bytes` (the rules of `lines`) and its
+    /// 1-based number. Lines split at ASCII bytes only, so each is valid UTF-8 when
+    /// `bytes` is.
+    static func forEachLine<E: Error>(
+        _ bytes: UnsafeBufferPointer<UInt8>, _ body: (Int, UnsafeBufferPointer<UInt8>) throws(E) -> Void
+    ) throws(E) {
+        var start = 0, number = 0
+        while start <= bytes.count {
+            number += 1
+            var end = start
+            while end < bytes.count && bytes[end] != ASCII.newline { end += 1 }
+            let next = end + 1
+            // The `\r` of a `\r\n` ends the line; it is not part of it.
+            if end < bytes.count && end > start && bytes[end - 1] == ASCII.carriageReturn { end -= 1 }
+            var first = start
+            while first < end && (ASCII.isBlank(bytes[first]) || bytes[first] == ASCII.carriageReturn) { first += 1 }
+            if first < end && bytes[first] != ASCII.hash {
+                try body(number, UnsafeBufferPointer(rebasing: bytes[start..<end]))
+            }
+            start = next
+        }
     }
 
     /// Splits on spaces and tabs.
@@ -40,22 +62,37 @@ public enum Grammar {
     }
 
     /// Parses an unsigned number, decimal or `0x` hexadecimal, within `range`. Only
-    /// digits are accepted: no sign (Swift's integer parser would take `+5` and `-0`).
+    /// digits are accepted: no sign, no blanks.
     public static func number<S: StringProtocol>(_ token: S, in range: ClosedRange<UInt64>, what: String) throws(WQError) -> UInt64 {
-        let text = Substring(token)
-        let value: UInt64?
-        if text.hasPrefix("0x") || text.hasPrefix("0X") {
-            let digits = text.dropFirst(2)
-            value = !digits.isEmpty && digits.utf8.allSatisfy({ hexValue($0) != nil }) ? UInt64(digits, radix: 16) : nil
-        } else {
-            let isDigit = { (byte: UInt8) in byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
-            value = !text.isEmpty && text.utf8.allSatisfy(isDigit) ? UInt64(text, radix: 10) : nil
+        let bytes = Array(token.utf8)
+        return try bytes.withUnsafeBufferPointer { (bytes) throws(WQError) -> UInt64 in
+            try number(bytes, in: range, what: what)
+        }
+    }
+
+    /// `number` over the token's UTF-8 bytes.
+    static func number(_ token: UnsafeBufferPointer<UInt8>, in range: ClosedRange<UInt64>, what: String) throws(WQError) -> UInt64 {
+        let hex = token.count >= 2 && token[0] == UInt8(ascii: "0") && (token[1] | 0x20) == UInt8(ascii: "x")
+        var value: UInt64? = token.count > (hex ? 2 : 0) ? 0 : nil
+        for digit in token[(hex ? 2 : 0)...] {
+            guard let current = value, let digitValue = hex ? hexValue(digit) : decimalValue(digit) else {
+                value = nil
+                break
+            }
+            let (shifted, overflow) = current.multipliedReportingOverflow(by: hex ? 16 : 10)
+            let (sum, carry) = shifted.addingReportingOverflow(UInt64(digitValue))
+            value = overflow || carry ? nil : sum
         }
         guard let value else { throw .invalid("\(what) \(quoted(token)) is not a number (decimal or 0x…)") }
         guard range.contains(value) else {
             throw .invalid("\(what) \(quoted(token)) is outside \(range.lowerBound)..\(range.upperBound)")
         }
         return value
+    }
+
+    /// Quotes a token given as UTF-8 bytes.
+    static func quoted(_ token: UnsafeBufferPointer<UInt8>) -> String {
+        quoted(String(decoding: token, as: UTF8.self))
     }
 
     // MARK: names
@@ -228,58 +265,74 @@ public enum Grammar {
     // MARK: posting
 
     /// Parses a write to `post` into packed records of `type`, one per line:
-    /// `SUBTYPE [info=N] [u8=N|u16=N|u32=N|u64=N|hex=HEX|str=TEXT]…`.
+    /// `SUBTYPE [info=N] [u8=N|u16=N|u32=N|u64=N|hex=HEX|str=TEXT]…`. It works on the
+    /// UTF-8 bytes (every separator is ASCII) and allocates per write, not per record.
     public static func post(_ text: String, type: UInt32) throws(WQError) -> [UInt8] {
+        let bytes = Array(text.utf8)
         var packed: [UInt8] = []
-        for line in lines(text) {
-            do throws(WQError) {
-                try appendPostRecord(line.text, type: type, to: &packed)
-            } catch {
-                throw WQError(error.errno, "line \(line.number): \(error.reason)")
+        packed.reserveCapacity(bytes.count + 2 * RecordLayout.headerSize)
+        try bytes.withUnsafeBufferPointer { (bytes) throws(WQError) in
+            try forEachLine(bytes) { (number, line) throws(WQError) in
+                do throws(WQError) {
+                    try appendPostRecord(line, type: type, to: &packed)
+                } catch {
+                    throw WQError(error.errno, "line \(number): \(error.reason)")
+                }
             }
         }
         return packed
     }
 
-    static func appendPostRecord(_ line: Substring, type: UInt32, to packed: inout [UInt8]) throws(WQError) {
+    static func appendPostRecord(_ line: UnsafeBufferPointer<UInt8>, type: UInt32, to packed: inout [UInt8]) throws(WQError) {
         let start = packed.count
-        var rest = line.drop { $0 == " " || $0 == "\t" }
-        let subtypeToken = rest.prefix { $0 != " " && $0 != "\t" }
-        let subtype = UInt8(try number(subtypeToken, in: 0...255, what: "subtype"))
-        rest = rest.dropFirst(subtypeToken.count)
-        packed += [UInt8](repeating: 0, count: RecordLayout.headerSize)
+        var index = 0
+        while index < line.count && ASCII.isBlank(line[index]) { index += 1 }
+        var end = index
+        while end < line.count && !ASCII.isBlank(line[end]) { end += 1 }
+        let subtype = UInt8(try number(UnsafeBufferPointer(rebasing: line[index..<end]), in: 0...255, what: "subtype"))
+        index = end
+        packed.append(contentsOf: repeatElement(0, count: RecordLayout.headerSize))
         var typeInfo: UInt16 = 0
         var sawInfo = false
+        func append<T: FixedWidthInteger>(_ value: T) {
+            withUnsafeBytes(of: value.littleEndian) { packed.append(contentsOf: $0) }
+        }
         while true {
-            rest = rest.drop { $0 == " " || $0 == "\t" || $0 == "\r" }
-            guard !rest.isEmpty else { break }
-            if rest.hasPrefix("str=") {
+            while index < line.count && (ASCII.isBlank(line[index]) || line[index] == ASCII.carriageReturn) { index += 1 }
+            guard index < line.count else { break }
+            let rest = UnsafeBufferPointer(rebasing: line[index...])
+            if rest.starts(with: "str=".utf8) {
                 // str= takes the rest of the line, spaces included.
-                var text = rest.dropFirst(4)
-                if text.last == "\r" { text = text.dropLast() }
-                packed += Array(text.utf8)
+                let text = rest.last == ASCII.carriageReturn && rest.count > 4 ? rest[4..<(rest.count - 1)] : rest[4...]
+                packed.append(contentsOf: text)
                 break
             }
-            let word = rest.prefix { $0 != " " && $0 != "\t" && $0 != "\r" }
-            rest = rest.dropFirst(word.count)
-            guard let equals = word.firstIndex(of: "=") else {
+            end = index
+            while end < line.count && !ASCII.isBlank(line[end]) && line[end] != ASCII.carriageReturn { end += 1 }
+            let word = UnsafeBufferPointer(rebasing: line[index..<end])
+            index = end
+            guard let equals = word.firstIndex(of: UInt8(ascii: "=")) else {
                 throw .invalid("expected key=value, got \(quoted(word))")
             }
-            let key = word[..<equals]
-            let value = word[word.index(after: equals)...]
-            switch key {
-            case "info":
+            let key = UnsafeBufferPointer(rebasing: word[..<equals])
+            let value = UnsafeBufferPointer(rebasing: word[(equals + 1)...])
+            if key.elementsEqual("info".utf8) {
                 guard !sawInfo, packed.count == start + RecordLayout.headerSize else {
                     throw .invalid("info= must come once, before the payload")
                 }
                 sawInfo = true
                 typeInfo = UInt16(try number(value, in: 0...0xffff, what: "info"))
-            case "u8": packed.append(UInt8(try number(value, in: 0...0xff, what: "u8")))
-            case "u16": packed += Records.littleEndianBytes(UInt16(try number(value, in: 0...0xffff, what: "u16")))
-            case "u32": packed += Records.littleEndianBytes(UInt32(try number(value, in: 0...0xffff_ffff, what: "u32")))
-            case "u64": packed += Records.littleEndianBytes(try number(value, in: 0...UInt64.max, what: "u64"))
-            case "hex": packed += try hexBytes(value)
-            default:
+            } else if key.elementsEqual("u8".utf8) {
+                packed.append(UInt8(try number(value, in: 0...0xff, what: "u8")))
+            } else if key.elementsEqual("u16".utf8) {
+                append(UInt16(try number(value, in: 0...0xffff, what: "u16")))
+            } else if key.elementsEqual("u32".utf8) {
+                append(UInt32(try number(value, in: 0...0xffff_ffff, what: "u32")))
+            } else if key.elementsEqual("u64".utf8) {
+                append(try number(value, in: 0...UInt64.max, what: "u64"))
+            } else if key.elementsEqual("hex".utf8) {
+                try appendHex(value, to: &packed)
+            } else {
                 throw .invalid("unknown item \(quoted(key)) (expected info=, u8=, u16=, u32=, u64=, hex=, str=)")
             }
             guard packed.count - start <= RecordLayout.maxLength else { break }
@@ -294,20 +347,21 @@ public enum Grammar {
         }
     }
 
-    static func hexBytes(_ text: Substring) throws(WQError) -> [UInt8] {
-        let digits = Array(text.utf8)
-        guard digits.count % 2 == 0 else { throw .invalid("hex \(quoted(text)) has an odd number of digits") }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(digits.count / 2)
+    /// Appends the bytes that pairs of hex digits spell.
+    static func appendHex(_ digits: UnsafeBufferPointer<UInt8>, to packed: inout [UInt8]) throws(WQError) {
+        guard digits.count % 2 == 0 else { throw .invalid("hex \(quoted(digits)) has an odd number of digits") }
         var index = 0
         while index < digits.count {
             guard let high = hexValue(digits[index]), let low = hexValue(digits[index + 1]) else {
-                throw .invalid("hex \(quoted(text)) holds a non-hex digit")
+                throw .invalid("hex \(quoted(digits)) holds a non-hex digit")
             }
-            bytes.append(high << 4 | low)
+            packed.append(high << 4 | low)
             index += 2
         }
-        return bytes
+    }
+
+    private static func decimalValue(_ digit: UInt8) -> UInt8? {
+        digit >= UInt8(ascii: "0") && digit <= UInt8(ascii: "9") ? digit - UInt8(ascii: "0") : nil
     }
 
     private static func hexValue(_ digit: UInt8) -> UInt8? {
@@ -376,4 +430,15 @@ public enum Grammar {
         }
         return commands
     }
+}
+
+/// The ASCII bytes the grammars split on.
+enum ASCII {
+    static let newline = UInt8(ascii: "\n")
+    static let carriageReturn = UInt8(ascii: "\r")
+    static let hash = UInt8(ascii: "#")
+
+    /// A space or a tab.
+    @inline(__always)
+    static func isBlank(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
 }
