@@ -7,14 +7,17 @@ import WatchQueueCore
 enum CoreBench {
     static let recordLength = 16
 
-    /// `count` 16-byte records of type 256, subtype 1, payload a counter.
-    static func records(_ count: Int, type: UInt32 = NotificationType.user, subtype: UInt8 = 1) -> [UInt8] {
+    /// `count` records of type 256, subtype 1, `length` bytes each (16 unless told,
+    /// at least 16), payload a counter then zeros.
+    static func records(_ count: Int, length: Int = recordLength, type: UInt32 = NotificationType.user,
+                        subtype: UInt8 = 1) -> [UInt8] {
         var bytes = [UInt8]()
-        bytes.reserveCapacity(count * recordLength)
+        bytes.reserveCapacity(count * length)
         for index in 0..<count {
             bytes += Records.littleEndianBytes(type | UInt32(subtype) << 24)
-            bytes += Records.littleEndianBytes(UInt32(recordLength))
+            bytes += Records.littleEndianBytes(UInt32(length))
             bytes += Records.littleEndianBytes(UInt64(index))
+            bytes += [UInt8](repeating: 0, count: length - 16)
         }
         return bytes
     }
@@ -142,9 +145,10 @@ enum CoreBench {
         let r3 = residentBytes()
 
         // Slots: regrow every queue to 257 slots (freeing its 1-slot ring) and fill
-        // them all (a slot is only resident once written).
+        // them all with the largest records, the worst case (the packed ring's
+        // bytes are only resident once written).
         for id in ids { try! queueEngine.setSize(of: id, to: 257) }
-        let batch = records(257)
+        let batch = records(257, length: RecordLayout.maxLength)
         batch.withUnsafeBytes { _ = try! queueEngine.postBinary($0, to: sourceIDs[0]) }
         let r4 = residentBytes()
 

@@ -97,7 +97,7 @@ if options.sections.contains("memory") {
     log("memory: RSS over 10 000 queues, 2.57 M slots, 100 000 watches, \(plan.memorySources) sources")
     let memory = CoreBench.memory(queues: 10_000, sources: plan.memorySources, watchSources: 10)
     let section = "1. Core engine: memory (RSS deltas)"
-    rows.append(Row(section: section, name: "per queue slot (\(memory.objects.slots) filled slots)", unit: .bytes,
+    rows.append(Row(section: section, name: "per queue slot (\(memory.objects.slots) slots, each holding a 127-byte record)", unit: .bytes,
                     wqfs: memory.perSlot, target: Target(text: "≤ 160 B", met: memory.perSlot <= 160)))
     rows.append(Row(section: section, name: "per idle queue (size 1, its one slot included; \(memory.objects.queues) queues)",
                     unit: .bytes, wqfs: memory.perIdleQueue))
