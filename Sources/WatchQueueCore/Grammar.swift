@@ -316,21 +316,21 @@ public enum Grammar {
             }
             let key = UnsafeBufferPointer(rebasing: word[..<equals])
             let value = UnsafeBufferPointer(rebasing: word[(equals + 1)...])
-            if key.elementsEqual("info".utf8) {
+            if ASCII.equal(key, "info") {
                 guard !sawInfo, packed.count == start + RecordLayout.headerSize else {
                     throw .invalid("info= must come once, before the payload")
                 }
                 sawInfo = true
                 typeInfo = UInt16(try number(value, in: 0...0xffff, what: "info"))
-            } else if key.elementsEqual("u8".utf8) {
+            } else if ASCII.equal(key, "u8") {
                 packed.append(UInt8(try number(value, in: 0...0xff, what: "u8")))
-            } else if key.elementsEqual("u16".utf8) {
+            } else if ASCII.equal(key, "u16") {
                 append(UInt16(try number(value, in: 0...0xffff, what: "u16")))
-            } else if key.elementsEqual("u32".utf8) {
+            } else if ASCII.equal(key, "u32") {
                 append(UInt32(try number(value, in: 0...0xffff_ffff, what: "u32")))
-            } else if key.elementsEqual("u64".utf8) {
+            } else if ASCII.equal(key, "u64") {
                 append(try number(value, in: 0...UInt64.max, what: "u64"))
-            } else if key.elementsEqual("hex".utf8) {
+            } else if ASCII.equal(key, "hex") {
                 try appendHex(value, to: &packed)
             } else {
                 throw .invalid("unknown item \(quoted(key)) (expected info=, u8=, u16=, u32=, u64=, hex=, str=)")
@@ -437,6 +437,13 @@ enum ASCII {
     static let newline = UInt8(ascii: "\n")
     static let carriageReturn = UInt8(ascii: "\r")
     static let hash = UInt8(ascii: "#")
+
+    /// Whether `bytes` spell `literal`.
+    @inline(__always)
+    static func equal(_ bytes: UnsafeBufferPointer<UInt8>, _ literal: StaticString) -> Bool {
+        literal.utf8CodeUnitCount == bytes.count
+            && (bytes.isEmpty || memcmp(bytes.baseAddress!, literal.utf8Start, bytes.count) == 0)
+    }
 
     /// A space or a tab.
     @inline(__always)

@@ -137,33 +137,42 @@ public enum RecordStreamError: Error, Equatable, Sendable {
 /// running past the data or a trailing partial header is an error, never a guess.
 public struct RecordIterator: Sequence, IteratorProtocol {
     private let bytes: UnsafeRawBufferPointer
+    /// Where the walk stops: the end of the data, or 0 once an error ended it.
+    private var end: Int
     /// Where the next record starts.
     public private(set) var offset = 0
     /// The error that ended the walk, if it did not end at the end of the data.
     public private(set) var error: RecordStreamError?
 
     /// Iterates over `bytes`, which must outlive the iterator.
-    public init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+    public init(_ bytes: UnsafeRawBufferPointer) {
+        self.bytes = bytes
+        end = bytes.count
+    }
 
     /// The next record's header and its whole bytes (header included).
+    @inline(__always)
     public mutating func next() -> (header: RecordHeader, bytes: UnsafeRawBufferPointer)? {
-        guard error == nil, offset < bytes.count else { return nil }
-        let available = bytes.count - offset
+        // Plain loads and unchecked sums: this walk runs over every record posted.
+        guard offset < end, let base = bytes.baseAddress else { return nil }
+        let available = end &- offset
         guard available >= RecordLayout.headerSize else {
-            error = .truncatedHeader(offset: offset, available: available)
-            return nil
+            return fail(.truncatedHeader(offset: offset, available: available))
         }
-        let rest = UnsafeRawBufferPointer(rebasing: bytes[offset...])
-        let header = RecordHeader(bytes: rest)
-        guard header.length >= RecordLayout.headerSize else {
-            error = .lengthTooSmall(offset: offset, length: header.length)
-            return nil
+        let start = base + offset
+        let header = RecordHeader(bytes: UnsafeRawBufferPointer(start: start, count: RecordLayout.headerSize))
+        let length = header.length
+        guard length >= RecordLayout.headerSize else { return fail(.lengthTooSmall(offset: offset, length: length)) }
+        guard length <= available else {
+            return fail(.runsPastEnd(offset: offset, length: length, available: available))
         }
-        guard header.length <= available else {
-            error = .runsPastEnd(offset: offset, length: header.length, available: available)
-            return nil
-        }
-        offset += header.length
-        return (header, UnsafeRawBufferPointer(rebasing: rest[..<header.length]))
+        offset &+= length
+        return (header, UnsafeRawBufferPointer(start: start, count: length))
+    }
+
+    private mutating func fail(_ error: RecordStreamError) -> (header: RecordHeader, bytes: UnsafeRawBufferPointer)? {
+        self.error = error
+        end = 0
+        return nil
     }
 }

@@ -155,10 +155,14 @@ final class RecordRing {
             store(UnsafeRawBufferPointer(rebasing: batch[..<length]), at: start)
             // The watch ID is byte 5 of every record: `info` bits 8–15, little-endian.
             // Not a length byte, so the mirror that `store` refreshed stays current.
+            // Locals, since a store through a raw pointer could alias any property.
+            let buffer = self.buffer, wrapSize = self.wrapSize
             var offset = 0
             for _ in 0..<taken {
-                buffer.storeBytes(of: watchID, toByteOffset: wrapped(offset: start + offset + 5), as: UInt8.self)
-                offset += Int(bytes.load(fromByteOffset: offset + 4, as: UInt8.self) & UInt8(RecordLayout.lengthMask))
+                // Sums of offsets under the buffer's size: they cannot overflow.
+                let target = start &+ offset &+ 5
+                buffer.storeBytes(of: watchID, toByteOffset: target < wrapSize ? target : target &- wrapSize, as: UInt8.self)
+                offset &+= Int(bytes.load(fromByteOffset: offset &+ 4, as: UInt8.self) & UInt8(RecordLayout.lengthMask))
             }
             count += taken
             byteCount += length
@@ -195,18 +199,28 @@ final class RecordRing {
             let room = destination.count - copied
             var runBytes = 0, runRecords = 0
             var offset = headOffset
-            let queued = count, anyMarks = markCount > 0
-            while runRecords < queued {
-                let length = length(at: offset)
-                guard runBytes + length <= room else { break }
-                runBytes += length
-                offset = wrapped(offset: offset + length)
-                let position = wrapped(position: headPosition + runRecords)
-                runRecords += 1
-                if anyMarks && isMarked(position) {
-                    setMark(position, false)
-                    lossPending = true
-                    break
+            let queued = count
+            if markCount == 0 && byteCount <= room {
+                // Everything fits and nothing is marked: no walk.
+                runBytes = byteCount
+                runRecords = queued
+                offset = wrapped(offset: headOffset + byteCount)
+            } else {
+                let anyMarks = markCount > 0
+                while runRecords < queued {
+                    let length = length(at: offset)
+                    guard runBytes + length <= room else { break }
+                    runBytes += length
+                    offset = wrapped(offset: offset + length)
+                    runRecords += 1
+                    if anyMarks {
+                        let position = wrapped(position: headPosition + runRecords - 1)
+                        if isMarked(position) {
+                            setMark(position, false)
+                            lossPending = true
+                            break
+                        }
+                    }
                 }
             }
             guard runRecords > 0 else { break }
