@@ -378,22 +378,34 @@ public enum Grammar {
     /// (delivery sets them). Returns the number of records.
     @discardableResult
     public static func validatePostBinary(_ bytes: UnsafeRawBufferPointer, type: UInt32) throws(WQError) -> Int {
-        var iterator = RecordIterator(bytes)
-        var records = 0
-        while let record = iterator.next() {
-            guard record.header.type == type else {
-                throw .invalid("record \(records) at byte \(iterator.offset - record.header.length) has type \(record.header.type), the source posts type \(type)")
+        guard let base = bytes.baseAddress else { return 0 }
+        // RecordIterator's rules in a loop of plain loads: this runs for every record
+        // posted to post.bin.
+        var offset = 0, records = 0
+        while offset < bytes.count {
+            let start = base + offset
+            guard let length = RecordIterator.length(at: start, available: bytes.count &- offset) else {
+                throw invalid(RecordIterator.error(at: start, offset: offset, available: bytes.count &- offset))
             }
-            records += 1
+            let recordType = start.loadUnaligned(as: UInt32.self).littleEndian & RecordLayout.maxType
+            guard recordType == type else {
+                throw .invalid("record \(records) at byte \(offset) has type \(recordType), the source posts type \(type)")
+            }
+            offset &+= length
+            records &+= 1
         }
-        switch iterator.error {
-        case nil: return records
-        case .truncatedHeader(let offset, let available)?:
-            throw .invalid("\(available) stray bytes at byte \(offset): not a whole record header")
-        case .lengthTooSmall(let offset, let length)?:
-            throw .invalid("record at byte \(offset) has length \(length), under 8")
-        case .runsPastEnd(let offset, let length, let available)?:
-            throw .invalid("record at byte \(offset) has length \(length) but only \(available) bytes remain")
+        return records
+    }
+
+    /// The message for a malformed record in a write to `post.bin`.
+    private static func invalid(_ error: RecordStreamError) -> WQError {
+        switch error {
+        case .truncatedHeader(let offset, let available):
+            .invalid("\(available) stray bytes at byte \(offset): not a whole record header")
+        case .lengthTooSmall(let offset, let length):
+            .invalid("record at byte \(offset) has length \(length), under 8")
+        case .runsPastEnd(let offset, let length, let available):
+            .invalid("record at byte \(offset) has length \(length) but only \(available) bytes remain")
         }
     }
 

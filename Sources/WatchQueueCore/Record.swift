@@ -153,26 +153,33 @@ public struct RecordIterator: Sequence, IteratorProtocol {
     /// The next record's header and its whole bytes (header included).
     @inline(__always)
     public mutating func next() -> (header: RecordHeader, bytes: UnsafeRawBufferPointer)? {
-        // Plain loads and unchecked sums: this walk runs over every record posted.
         guard offset < end, let base = bytes.baseAddress else { return nil }
-        let available = end &- offset
-        guard available >= RecordLayout.headerSize else {
-            return fail(.truncatedHeader(offset: offset, available: available))
-        }
         let start = base + offset
-        let header = RecordHeader(bytes: UnsafeRawBufferPointer(start: start, count: RecordLayout.headerSize))
-        let length = header.length
-        guard length >= RecordLayout.headerSize else { return fail(.lengthTooSmall(offset: offset, length: length)) }
-        guard length <= available else {
-            return fail(.runsPastEnd(offset: offset, length: length, available: available))
+        guard let length = Self.length(at: start, available: end &- offset) else {
+            error = Self.error(at: start, offset: offset, available: end &- offset)
+            end = 0
+            return nil
         }
         offset &+= length
-        return (header, UnsafeRawBufferPointer(start: start, count: length))
+        return (RecordHeader(bytes: UnsafeRawBufferPointer(start: start, count: RecordLayout.headerSize)),
+                UnsafeRawBufferPointer(start: start, count: length))
     }
 
-    private mutating func fail(_ error: RecordStreamError) -> (header: RecordHeader, bytes: UnsafeRawBufferPointer)? {
-        self.error = error
-        end = 0
-        return nil
+    /// The length of the record at `start` with `available` bytes from there, or nil
+    /// when it is not a whole, well-formed record. Plain loads: this runs for every
+    /// record posted.
+    @inline(__always)
+    static func length(at start: UnsafeRawPointer, available: Int) -> Int? {
+        guard available >= RecordLayout.headerSize else { return nil }
+        let length = Int(start.load(fromByteOffset: 4, as: UInt8.self) & UInt8(RecordLayout.lengthMask))
+        return length >= RecordLayout.headerSize && length <= available ? length : nil
+    }
+
+    /// Why `length(at:available:)` refused the record at `start`.
+    static func error(at start: UnsafeRawPointer, offset: Int, available: Int) -> RecordStreamError {
+        guard available >= RecordLayout.headerSize else { return .truncatedHeader(offset: offset, available: available) }
+        let length = Int(start.load(fromByteOffset: 4, as: UInt8.self) & UInt8(RecordLayout.lengthMask))
+        return length < RecordLayout.headerSize ? .lengthTooSmall(offset: offset, length: length)
+            : .runsPastEnd(offset: offset, length: length, available: available)
     }
 }

@@ -5,25 +5,28 @@
 /// reading a marked record owes the reader one loss record.
 ///
 /// The buffer holds `capacity × slotSize` bytes, room for `capacity` records of the
-/// largest size, followed by a mirror of its first `maxLength` bytes, kept current
-/// for the length bytes it is read for: a header that wraps past the end still gives
-/// its length in one load. Marks live in a bitmap beside it, one bit per record
-/// position.
+/// largest size. Beside it, per record position: where the record ends, as a running
+/// byte count, so a read finds how many whole records fit by binary search instead of
+/// walking them; and one loss-mark bit.
 ///
 /// Not thread-safe: the engine guards it with its lock.
 final class RecordRing {
     /// Bytes of buffer per record of capacity: at least the largest record (127).
     static let slotSize = 128
-    private static let mirrorSize = RecordLayout.maxLength
 
     private(set) var capacity: Int
     /// `capacity × slotSize`: where the buffer wraps.
     private var wrapSize: Int
     private var buffer: UnsafeMutableRawPointer
-    /// One bit per record position (`position`: 0..<capacity, in step with `offset`).
+    /// Per position: `pushedBytes` just after that record was queued. Differences of
+    /// these running counts (mod 2³²) are byte counts of runs of records.
+    private var ends: UnsafeMutablePointer<UInt32>
+    /// One bit per record position.
     private var marks: UnsafeMutablePointer<UInt64>
     /// Marks set; when zero, reads skip the bitmap.
     private var markCount = 0
+    /// Bytes ever queued, mod 2³².
+    private var pushedBytes: UInt32 = 0
     /// Byte offset and record position of the oldest queued record.
     private var headOffset = 0
     private var headPosition = 0
@@ -39,17 +42,15 @@ final class RecordRing {
         precondition(capacity > 0)
         self.capacity = capacity
         wrapSize = capacity * Self.slotSize
-        buffer = Self.allocateBuffer(wrapSize: wrapSize)
+        buffer = .allocate(byteCount: wrapSize, alignment: 16)
+        ends = .allocate(capacity: capacity)
         marks = Self.allocateMarks(capacity: capacity)
     }
 
     deinit {
         buffer.deallocate()
+        ends.deallocate()
         marks.deallocate()
-    }
-
-    private static func allocateBuffer(wrapSize: Int) -> UnsafeMutableRawPointer {
-        .allocate(byteCount: wrapSize + mirrorSize, alignment: 16)
     }
 
     private static func allocateMarks(capacity: Int) -> UnsafeMutablePointer<UInt64> {
@@ -64,14 +65,9 @@ final class RecordRing {
     var isReadable: Bool { count > 0 || lossPending }
 
     // Every offset and position passed below is under twice the bound (a sum of two
-    // in-range values), so a compare replaces a division on every record.
-    @inline(__always) private func wrapped(offset: Int) -> Int { offset < wrapSize ? offset : offset - wrapSize }
-    @inline(__always) private func wrapped(position: Int) -> Int { position < capacity ? position : position - capacity }
-
-    /// The length of the record starting at `offset`; the mirror makes it one load.
-    @inline(__always) private func length(at offset: Int) -> Int {
-        Int(buffer.load(fromByteOffset: offset + 4, as: UInt8.self) & UInt8(RecordLayout.lengthMask))
-    }
+    // in-range values), so a compare replaces a division.
+    @inline(__always) private func wrapped(offset: Int) -> Int { offset < wrapSize ? offset : offset &- wrapSize }
+    @inline(__always) private func wrapped(position: Int) -> Int { position < capacity ? position : position &- capacity }
 
     @inline(__always) private func isMarked(_ position: Int) -> Bool {
         marks[position >> 6] & (1 << UInt64(position & 63)) != 0
@@ -84,27 +80,13 @@ final class RecordRing {
         markCount += on ? 1 : -1
     }
 
-    /// Copies `length` bytes to the buffer at `offset`, wrapping at the end, and keeps
-    /// the mirror of the first bytes current.
+    /// Copies `bytes` into the buffer at `offset`, wrapping at the end.
     @inline(__always)
     private func store(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
         guard let source = bytes.baseAddress else { return }
-        let length = bytes.count
-        let first = min(length, wrapSize - offset)
+        let first = min(bytes.count, wrapSize - offset)
         (buffer + offset).copyMemory(from: source, byteCount: first)
-        if first < length {
-            buffer.copyMemory(from: source + first, byteCount: length - first)
-            mirror(from: 0, to: length - first)
-        } else if offset < Self.mirrorSize {
-            mirror(from: offset, to: offset + length)
-        }
-    }
-
-    /// Copies the buffer's bytes `start..<end`, as far as the mirror reaches, into it.
-    private func mirror(from start: Int, to end: Int) {
-        let end = min(end, Self.mirrorSize)
-        guard start < end else { return }
-        (buffer + wrapSize + start).copyMemory(from: buffer + start, byteCount: end - start)
+        if first < bytes.count { buffer.copyMemory(from: source + first, byteCount: bytes.count - first) }
     }
 
     /// Marks the newest queued record: a post was dropped after it.
@@ -122,17 +104,18 @@ final class RecordRing {
         }
         guard let source = record.baseAddress, record.count >= RecordLayout.headerSize else { return false }
         let offset = wrapped(offset: headOffset + byteCount)
-        if offset >= Self.mirrorSize && offset + record.count <= wrapSize {
-            // The common case: clear of the wrap and of the mirrored start.
+        if offset + record.count <= wrapSize {
             (buffer + offset).copyMemory(from: source, byteCount: record.count)
             buffer.storeBytes(of: info.littleEndian, toByteOffset: offset + 4, as: UInt32.self)
         } else {
-            // The header with `info` replaced, then the payload.
+            // Across the wrap: the header with `info` replaced, then the payload.
             let header = (record.loadUnaligned(as: UInt32.self), info.littleEndian)
             withUnsafeBytes(of: header) { store($0, at: offset) }
             store(UnsafeRawBufferPointer(rebasing: record[RecordLayout.headerSize...]),
                   at: wrapped(offset: offset + RecordLayout.headerSize))
         }
+        pushedBytes &+= UInt32(truncatingIfNeeded: record.count)
+        ends[wrapped(position: headPosition + count)] = pushedBytes
         count += 1
         byteCount += record.count
         return true
@@ -144,26 +127,33 @@ final class RecordRing {
     func push(batch: UnsafeRawBufferPointer, records: Int, watchID: UInt8) -> Int {
         guard let bytes = batch.baseAddress else { return 0 }
         let taken = min(records, capacity - count)
-        var length = taken == records ? batch.count : 0
-        if taken < records {
-            for _ in 0..<taken {
-                length += Int(bytes.load(fromByteOffset: length + 4, as: UInt8.self) & UInt8(RecordLayout.lengthMask))
-            }
-        }
         if taken > 0 {
+            var length = taken == records ? batch.count : 0
+            if taken < records {
+                for _ in 0..<taken {
+                    length += Int(bytes.load(fromByteOffset: length + 4, as: UInt8.self) & UInt8(RecordLayout.lengthMask))
+                }
+            }
             let start = wrapped(offset: headOffset + byteCount)
             store(UnsafeRawBufferPointer(rebasing: batch[..<length]), at: start)
-            // The watch ID is byte 5 of every record: `info` bits 8–15, little-endian.
-            // Not a length byte, so the mirror that `store` refreshed stays current.
-            // Locals, since a store through a raw pointer could alias any property.
-            let buffer = self.buffer, wrapSize = self.wrapSize
+            // Per record: the watch ID into byte 5 (`info` bits 8–15, little-endian)
+            // and its end into `ends`. Locals, since a store through a raw pointer
+            // could alias any property; sums of in-range offsets cannot overflow.
+            let buffer = self.buffer, ends = self.ends, wrapSize = self.wrapSize, capacity = self.capacity
+            var total = pushedBytes
+            var position = wrapped(position: headPosition + count)
             var offset = 0
-            for _ in 0..<taken {
-                // Sums of offsets under the buffer's size: they cannot overflow.
+            while offset < length {
                 let target = start &+ offset &+ 5
                 buffer.storeBytes(of: watchID, toByteOffset: target < wrapSize ? target : target &- wrapSize, as: UInt8.self)
-                offset &+= Int(bytes.load(fromByteOffset: offset &+ 4, as: UInt8.self) & UInt8(RecordLayout.lengthMask))
+                let recordLength = bytes.load(fromByteOffset: offset &+ 4, as: UInt8.self) & UInt8(RecordLayout.lengthMask)
+                offset &+= Int(recordLength)
+                total &+= UInt32(recordLength)
+                ends[position] = total
+                position &+= 1
+                if position == capacity { position = 0 }
             }
+            pushedBytes = total
             count += taken
             byteCount += length
         }
@@ -181,6 +171,35 @@ final class RecordRing {
         case empty
     }
 
+    /// How many of the oldest records fit in `room` bytes, and their bytes.
+    private func fitting(in room: Int) -> (records: Int, bytes: Int) {
+        if byteCount <= room { return (count, byteCount) }
+        // The run of the first k records ends at ends[head + k - 1]; its length
+        // grows with k. Find the largest k whose run fits.
+        let consumed = pushedBytes &- UInt32(truncatingIfNeeded: byteCount)
+        func runBytes(_ k: Int) -> Int { Int(ends[wrapped(position: headPosition + k - 1)] &- consumed) }
+        var low = 0, high = count // runBytes(low) fits (0 fits trivially); runBytes(high) does not
+        while high - low > 1 {
+            let middle = (low + high) / 2
+            if runBytes(middle) <= room { low = middle } else { high = middle }
+        }
+        return (low, low == 0 ? 0 : runBytes(low))
+    }
+
+    /// The index within the next `records` records of the first marked one.
+    private func firstMark(within records: Int) -> Int? {
+        var index = 0
+        while index < records {
+            let position = wrapped(position: headPosition + index)
+            let span = min(64 - (position & 63), capacity - position, records - index)
+            let word = marks[position >> 6] >> UInt64(position & 63)
+            let bits = span == 64 ? word : word & ((1 << UInt64(span)) - 1)
+            if bits != 0 { return index + bits.trailingZeroBitCount }
+            index += span
+        }
+        return nil
+    }
+
     /// Copies as many whole records as fit into `destination`, placing loss records
     /// where the kernel places them.
     func read(into destination: UnsafeMutableRawBufferPointer) -> ReadOutcome {
@@ -196,40 +215,23 @@ final class RecordRing {
                 lossPending = false
             }
             // A run: the records from the head that fit, ending after a marked one.
-            let room = destination.count - copied
-            var runBytes = 0, runRecords = 0
-            var offset = headOffset
-            let queued = count
-            if markCount == 0 && byteCount <= room {
-                // Everything fits and nothing is marked: no walk.
-                runBytes = byteCount
-                runRecords = queued
-                offset = wrapped(offset: headOffset + byteCount)
-            } else {
-                let anyMarks = markCount > 0
-                while runRecords < queued {
-                    let length = length(at: offset)
-                    guard runBytes + length <= room else { break }
-                    runBytes += length
-                    offset = wrapped(offset: offset + length)
-                    runRecords += 1
-                    if anyMarks {
-                        let position = wrapped(position: headPosition + runRecords - 1)
-                        if isMarked(position) {
-                            setMark(position, false)
-                            lossPending = true
-                            break
-                        }
-                    }
+            var (runRecords, runBytes) = fitting(in: destination.count - copied)
+            guard runRecords > 0 else { break }
+            if markCount > 0, let marked = firstMark(within: runRecords) {
+                setMark(wrapped(position: headPosition + marked), false)
+                lossPending = true
+                if marked + 1 < runRecords {
+                    runRecords = marked + 1
+                    let consumed = pushedBytes &- UInt32(truncatingIfNeeded: byteCount)
+                    runBytes = Int(ends[wrapped(position: headPosition + marked)] &- consumed)
                 }
             }
-            guard runRecords > 0 else { break }
             let first = min(runBytes, wrapSize - headOffset)
             (base + copied).copyMemory(from: buffer + headOffset, byteCount: first)
             if first < runBytes { (base + copied + first).copyMemory(from: buffer, byteCount: runBytes - first) }
             copied += runBytes
             records += runRecords
-            headOffset = offset
+            headOffset = wrapped(offset: headOffset + runBytes)
             headPosition = wrapped(position: headPosition + runRecords)
             count -= runRecords
             byteCount -= runBytes
@@ -247,24 +249,26 @@ final class RecordRing {
     func resize(to newCapacity: Int) {
         precondition(newCapacity >= count && newCapacity > 0)
         let newWrapSize = newCapacity * Self.slotSize
-        let fresh = Self.allocateBuffer(wrapSize: newWrapSize)
+        let freshBuffer = UnsafeMutableRawPointer.allocate(byteCount: newWrapSize, alignment: 16)
         let first = min(byteCount, wrapSize - headOffset)
-        fresh.copyMemory(from: buffer + headOffset, byteCount: first)
-        if first < byteCount { (fresh + first).copyMemory(from: buffer, byteCount: byteCount - first) }
+        freshBuffer.copyMemory(from: buffer + headOffset, byteCount: first)
+        if first < byteCount { (freshBuffer + first).copyMemory(from: buffer, byteCount: byteCount - first) }
+        let freshEnds = UnsafeMutablePointer<UInt32>.allocate(capacity: newCapacity)
         let freshMarks = Self.allocateMarks(capacity: newCapacity)
-        if markCount > 0 {
-            for index in 0..<count where isMarked(wrapped(position: headPosition + index)) {
-                freshMarks[index >> 6] |= 1 << UInt64(index & 63)
-            }
+        for index in 0..<count {
+            let position = wrapped(position: headPosition + index)
+            freshEnds[index] = ends[position]
+            if markCount > 0 && isMarked(position) { freshMarks[index >> 6] |= 1 << UInt64(index & 63) }
         }
         buffer.deallocate()
+        ends.deallocate()
         marks.deallocate()
-        buffer = fresh
+        buffer = freshBuffer
+        ends = freshEnds
         marks = freshMarks
         capacity = newCapacity
         wrapSize = newWrapSize
         headOffset = 0
         headPosition = 0
-        mirror(from: 0, to: byteCount)
     }
 }
