@@ -216,19 +216,19 @@ public struct Request: ~Copyable, @unchecked Sendable {
     /// Offsets are positions in `entries`: the entry at index *i* is sent
     /// with next-offset *i + 1*, so the kernel's next READDIR resumes after
     /// it. Entries before `offset` are skipped; packing stops at the first
-    /// entry that does not fit. Pass the same sequence (in the same order) on
+    /// entry that does not fit. Pass the same entries (in the same order) on
     /// every call for one open directory, including "." and "..".
     @discardableResult
-    public consuming func reply<S: Sequence>(directoryEntries entries: S, size: Int, offset: Int64) -> Int32
-    where S.Element == DirectoryEntry {
+    public consuming func reply<C: Collection>(directoryEntries entries: C, size: Int, offset: Int64) -> Int32
+    where C.Element == DirectoryEntry {
         let capacity = max(size, 0)
         let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: max(capacity, 1))
         defer { buffer.deallocate() }
         var used = 0
-        var index: Int64 = 0
-        for entry in entries {
+        var index = max(offset, 0)
+        // An array skips to `offset` at once, so a long listing costs one pass.
+        for entry in entries.dropFirst(Int(clamping: index)) {
             defer { index += 1 }
-            if index < offset { continue }
             var st = stat()
             st.st_ino = ino_t(entry.inode)
             st.st_mode = entry.mode

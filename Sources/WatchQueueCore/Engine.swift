@@ -210,8 +210,11 @@ public final class Engine: Sendable {
     }
 
     /// Every queue's name, in creation order.
-    public func queueNames() -> [String] {
-        state.withLock { state in state.queuesByID.values.sorted { $0.id.raw < $1.id.raw }.map(\.name) }
+    public func queueNames() -> [String] { queues().map(\.name) }
+
+    /// Every queue, oldest first, read under one lock (a directory listing).
+    public func queues() -> [(name: String, id: QueueID)] {
+        state.withLock { state in state.queuesByID.values.sorted { $0.id.raw < $1.id.raw }.map { ($0.name, $0.id) } }
     }
 
     /// Capacity in records.
@@ -481,8 +484,11 @@ public final class Engine: Sendable {
     }
 
     /// Every source's name, in creation order.
-    public func sourceNames() -> [String] {
-        state.withLock { state in state.sourcesByID.values.sorted { $0.id.raw < $1.id.raw }.map(\.name) }
+    public func sourceNames() -> [String] { sources().map(\.name) }
+
+    /// Every source, oldest first, read under one lock (a directory listing).
+    public func sources() -> [(name: String, id: SourceID)] {
+        state.withLock { state in state.sourcesByID.values.sorted { $0.id.raw < $1.id.raw }.map { ($0.name, $0.id) } }
     }
 
     /// The source's object id (the u64 in removal records).

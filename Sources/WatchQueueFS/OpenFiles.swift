@@ -2,9 +2,10 @@ import FuseBinding
 import Synchronization
 import WatchQueueCore
 
-/// What the filesystem remembers about one open control file: how it was opened,
-/// whether it has been written, and the text a reader sees. Queue files need none
-/// of this (their state is the engine's) and are opened with handle 0.
+/// What the filesystem remembers about one open control file or directory: how it
+/// was opened, whether it has been written, and the text or listing a reader sees.
+/// Queue files need none of this (their state is the engine's) and are opened with
+/// handle 0.
 struct OpenFile: Sendable {
     let node: Node
     /// `open(2)` flags.
@@ -15,14 +16,26 @@ struct OpenFile: Sendable {
     /// The content as generated for the read at offset 0; later offsets read from it,
     /// so one `cat` never sees two versions torn together.
     var snapshot: [UInt8] = []
+    /// An open directory's listing, made by the read at offset 0.
+    var entries: [DirectoryEntry]?
 }
 
-/// Open control files by handle.
+/// Open control files and directories by handle.
 final class OpenFiles: Sendable {
     private struct Table: ~Copyable {
         var files: [UInt64: OpenFile] = [:]
         var next: UInt64 = 1
+        /// Directory entries kept in listings, against `listingBudget`.
+        var listed = 0
     }
+
+    /// The most directory entries kept in listings at once, over all open
+    /// directories (by default 2²⁰, some 50 MB). Past it a listing is made again for
+    /// each READDIR, which is slower but as correct, so directories held open cannot
+    /// exhaust memory.
+    let listingBudget: Int
+
+    init(listingBudget: Int = 1 << 20) { self.listingBudget = listingBudget }
 
     private let table = Locked(Table())
 
@@ -46,6 +59,27 @@ final class OpenFiles: Sendable {
 
     /// Forgets a handle and returns what it was.
     func close(_ handle: UInt64) -> OpenFile? {
-        table.withLock { $0.files.removeValue(forKey: handle) }
+        table.withLock { table in
+            let file = table.files.removeValue(forKey: handle)
+            table.listed -= file?.entries?.count ?? 0
+            return file
+        }
+    }
+
+    /// The listing kept for the open directory `handle`, if any.
+    func keptListing(_ handle: UInt64) -> [DirectoryEntry]? {
+        table.withLock { $0.files[handle]?.entries }
+    }
+
+    /// Keeps `entries` as the listing of the open directory `handle`, replacing any
+    /// kept before, when the budget allows.
+    func keep(_ entries: [DirectoryEntry], for handle: UInt64) {
+        table.withLock { table in
+            guard let file = table.files[handle] else { return }
+            table.listed -= file.entries?.count ?? 0
+            let fits = table.listed + entries.count <= listingBudget
+            table.files[handle]?.entries = fits ? entries : nil
+            if fits { table.listed += entries.count }
+        }
     }
 }

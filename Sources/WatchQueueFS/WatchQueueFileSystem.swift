@@ -161,7 +161,25 @@ public final class WatchQueueFileSystem: FuseFilesystem {
             _ = request.reply(error: ENOENT)
             return
         }
-        var entries = [DirectoryEntry(name: ".", inode: inode, mode: S_IFDIR),
+        // The listing is made once per open directory (at offset 0) and served from
+        // there, so `ls` of a large directory costs one pass, and one listing is never
+        // two versions torn together.
+        var entries = offset == 0 ? nil : openFiles.keptListing(file.handle)
+        if entries == nil {
+            // Made outside the open-file table's lock, which every write takes.
+            entries = listing(of: node)
+            if let entries { openFiles.keep(entries, for: file.handle) }
+        }
+        guard let entries else {
+            _ = request.reply(error: ENOTDIR)
+            return
+        }
+        _ = request.reply(directoryEntries: entries, size: size, offset: offset)
+    }
+
+    /// The entries of a directory, `.` and `..` first; nil when `node` is not one.
+    private func listing(of node: Node) -> [DirectoryEntry]? {
+        var entries = [DirectoryEntry(name: ".", inode: node.inode, mode: S_IFDIR),
                        DirectoryEntry(name: "..", inode: node == .root || node.isQueueOrSourceTop ? rootInode : Node.sourcesDirectory.inode, mode: S_IFDIR)]
         switch node {
         case .root:
@@ -170,15 +188,13 @@ public final class WatchQueueFileSystem: FuseFilesystem {
                         DirectoryEntry(name: "queues", inode: Node.queuesDirectory.inode, mode: S_IFDIR),
                         DirectoryEntry(name: "sources", inode: Node.sourcesDirectory.inode, mode: S_IFDIR)]
         case .queuesDirectory:
-            for name in engine.queueNames() {
-                guard let queue = engine.queue(named: name) else { continue }
+            for (name, queue) in engine.queues() {
                 for file in QueueFile.allCases {
                     entries.append(DirectoryEntry(name: name + file.suffix, inode: Node.queue(queue, file).inode, mode: S_IFREG))
                 }
             }
         case .sourcesDirectory:
-            for name in engine.sourceNames() {
-                guard let source = engine.source(named: name) else { continue }
+            for (name, source) in engine.sources() {
                 entries.append(DirectoryEntry(name: name, inode: Node.source(source, .directory).inode, mode: S_IFDIR))
             }
         case .source(let source, .directory):
@@ -186,10 +202,9 @@ public final class WatchQueueFileSystem: FuseFilesystem {
                 entries.append(DirectoryEntry(name: file.name, inode: Node.source(source, file).inode, mode: S_IFREG))
             }
         default:
-            _ = request.reply(error: ENOTDIR)
-            return
+            return nil
         }
-        _ = request.reply(directoryEntries: entries, size: size, offset: offset)
+        return entries
     }
 
     public func opendir(_ request: consuming Request, inode: Inode, file: FileInfo) {
@@ -197,7 +212,12 @@ public final class WatchQueueFileSystem: FuseFilesystem {
             _ = request.reply(error: ENOENT)
             return
         }
-        _ = request.reply(open: OpenOptions())
+        _ = request.reply(open: OpenOptions(handle: openFiles.open(OpenFile(node: node, flags: file.flags))))
+    }
+
+    public func releasedir(_ request: consuming Request, inode: Inode, file: FileInfo) {
+        _ = openFiles.close(file.handle)
+        _ = request.reply(error: 0)
     }
 
     public func statfs(_ request: consuming Request, inode: Inode) {

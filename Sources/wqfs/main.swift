@@ -50,7 +50,7 @@ func serve() -> Never {
         try session.installSignalHandlers()
         outcome = session.run(multiThreaded: !command.singleThreaded,
                               maxIdleThreads: command.maxIdleThreads ?? 4,
-                              maxThreads: command.maxThreads ?? 16)
+                              maxThreads: command.maxThreads)
         // The channel is still open: answer parked reads before it goes.
         filesystem.shutdown()
         session.removeSignalHandlers()
