@@ -68,4 +68,16 @@ static inline int cfuse_notify_store(struct fuse_session *se, fuse_ino_t ino,
     return fuse_lowlevel_notify_store(se, ino, offset, &bufv, 0);
 }
 
+/*
+ * fuse_session_new. From libfuse 3.17 on it is a macro (or inline function) over
+ * a versioned entry point, which Swift would not see; called from C it works
+ * with every libfuse 3.
+ */
+static inline struct fuse_session *cfuse_session_new(struct fuse_args *args,
+                                                     const struct fuse_lowlevel_ops *op,
+                                                     size_t op_size, void *userdata)
+{
+    return fuse_session_new(args, op, op_size, userdata);
+}
+
 #endif /* WQFS_CFUSE_SHIM_H */

@@ -136,7 +136,8 @@ public final class FuseSession: @unchecked Sendable {
     /// does not wrap.
     public var unsafeSessionPointer: OpaquePointer { raw }
 
-    /// Create the session (`fuse_session_new`). `arguments` must hold only
+    /// Create the session (`fuse_session_new`, called through the shim so that
+    /// libfuse ≥ 3.17 works too). `arguments` must hold only
     /// argv[0] and FUSE mount options (`-o …`, `-d`): run
     /// ``FuseArguments/parseCommandLine()`` first to remove the mount point.
     /// The ops table is copied by libfuse; `arguments` is used up.
@@ -146,7 +147,7 @@ public final class FuseSession: @unchecked Sendable {
         var ops = makeOperations()
         let userdata = Unmanaged.passUnretained(context).toOpaque()
         // fuse_session_new parses (and may reallocate) the argument list.
-        guard let se = fuse_session_new(&arguments.raw, &ops, MemoryLayout<fuse_lowlevel_ops>.size, userdata) else {
+        guard let se = cfuse_session_new(&arguments.raw, &ops, MemoryLayout<fuse_lowlevel_ops>.size, userdata) else {
             throw FuseError("fuse_session_new failed (unknown option?): \(arguments.arguments.dropFirst())")
         }
         self.raw = se
