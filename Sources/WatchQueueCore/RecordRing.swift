@@ -171,19 +171,23 @@ final class RecordRing {
         case empty
     }
 
+    /// The bytes of the oldest `records` records (1...count): where the last of them
+    /// ends, less where the oldest began.
+    @inline(__always)
+    private func bytes(ofFirst records: Int) -> Int {
+        Int(ends[wrapped(position: headPosition + records - 1)] &- (pushedBytes &- UInt32(truncatingIfNeeded: byteCount)))
+    }
+
     /// How many of the oldest records fit in `room` bytes, and their bytes.
     private func fitting(in room: Int) -> (records: Int, bytes: Int) {
         if byteCount <= room { return (count, byteCount) }
-        // The run of the first k records ends at ends[head + k - 1]; its length
-        // grows with k. Find the largest k whose run fits.
-        let consumed = pushedBytes &- UInt32(truncatingIfNeeded: byteCount)
-        func runBytes(_ k: Int) -> Int { Int(ends[wrapped(position: headPosition + k - 1)] &- consumed) }
-        var low = 0, high = count // runBytes(low) fits (0 fits trivially); runBytes(high) does not
+        // The run grows with its length: find the longest that fits.
+        var low = 0, high = count // the first `low` fit (0 trivially); the first `high` do not
         while high - low > 1 {
             let middle = (low + high) / 2
-            if runBytes(middle) <= room { low = middle } else { high = middle }
+            if bytes(ofFirst: middle) <= room { low = middle } else { high = middle }
         }
-        return (low, low == 0 ? 0 : runBytes(low))
+        return (low, low == 0 ? 0 : bytes(ofFirst: low))
     }
 
     /// The index within the next `records` records of the first marked one.
@@ -222,8 +226,7 @@ final class RecordRing {
                 lossPending = true
                 if marked + 1 < runRecords {
                     runRecords = marked + 1
-                    let consumed = pushedBytes &- UInt32(truncatingIfNeeded: byteCount)
-                    runBytes = Int(ends[wrapped(position: headPosition + marked)] &- consumed)
+                    runBytes = bytes(ofFirst: runRecords)
                 }
             }
             let first = min(runBytes, wrapSize - headOffset)

@@ -166,9 +166,10 @@ public final class WatchQueueFileSystem: FuseFilesystem {
         // two versions torn together.
         var entries = offset == 0 ? nil : openFiles.keptListing(file.handle)
         if entries == nil {
-            // Made outside the open-file table's lock, which every write takes.
+            // Made outside the open-file table's lock, which every write takes; kept
+            // only when a listing begins, so a kept one is always whole.
             entries = listing(of: node)
-            if let entries { openFiles.keep(entries, for: file.handle) }
+            if offset == 0, let entries { openFiles.keep(entries, for: file.handle) }
         }
         guard let entries else {
             _ = request.reply(error: ENOTDIR)
