@@ -610,21 +610,23 @@ public final class Engine: Sendable {
 
     // MARK: posting
 
-    /// Posts packed records from `post.bin`, all or none.
+    /// Posts packed records from `post.bin`, all or none. Error offsets count from
+    /// `firstByte` (where the records stand in the writer's stream).
     /// - Throws: EINVAL when a record is malformed or not of the source's type.
-    public func postBinary(_ records: UnsafeRawBufferPointer, to source: SourceID) throws(WQError) -> Wakeups {
+    public func postBinary(_ records: UnsafeRawBufferPointer, to source: SourceID, firstByte: Int = 0) throws(WQError) -> Wakeups {
         try withSource(source) { (source, state) throws(WQError) -> Wakeups in
-            let count = try Grammar.validatePostBinary(records, type: source.type)
+            let count = try Grammar.validatePostBinary(records, type: source.type, firstByte: firstByte)
             return Self.post(records, count: count, from: source, state: &state)
         }
     }
 
-    /// Posts the lines written to `post`, all or none.
+    /// Posts the lines written to `post`, all or none. Error line numbers start at
+    /// `firstLine` (where the text stands in the writer's stream).
     /// - Throws: the grammar's errors (EINVAL, EMSGSIZE).
-    public func postText(_ text: String, to source: SourceID) throws(WQError) -> Wakeups {
+    public func postText(_ text: String, to source: SourceID, firstLine: Int = 1) throws(WQError) -> Wakeups {
         // Parse outside the lock; the type is stamped under it, so a concurrent
         // type change cannot split a write between two types.
-        var packed = try Grammar.post(text, type: NotificationType.user)
+        var packed = try Grammar.post(text, type: NotificationType.user, firstLine: firstLine)
         return try withSource(source) { source, state in
             packed.withUnsafeMutableBytes { records in
                 var offset = 0, count = 0

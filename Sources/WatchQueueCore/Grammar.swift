@@ -21,12 +21,13 @@ public enum Grammar {
     }
 
     /// The meaningful lines of a write: split on newlines (`\n` or `\r\n`), blank lines
-    /// and lines starting with `#` dropped, each with its 1-based line number.
-    static func lines(_ text: String) -> [(number: Int, text: Substring)] {
+    /// and lines starting with `#` dropped, each with its line number (the first line
+    /// of `text` is `firstLine`).
+    static func lines(_ text: String, firstLine: Int = 1) -> [(number: Int, text: Substring)] {
         var result: [(Int, Substring)] = []
         let bytes = Array(text.utf8)
         bytes.withUnsafeBufferPointer { bytes in
-            forEachLine(bytes) { number, line in
+            forEachLine(bytes, firstLine: firstLine) { number, line in
                 result.append((number, Substring(String(decoding: line, as: UTF8.self))))
             }
         }
@@ -34,12 +35,12 @@ public enum Grammar {
     }
 
     /// Calls `body` with each meaningful line of `bytes` (the rules of `lines`) and its
-    /// 1-based number. Lines split at ASCII bytes only, so each is valid UTF-8 when
-    /// `bytes` is.
+    /// number, counting from `firstLine`. Lines split at ASCII bytes only, so each is
+    /// valid UTF-8 when `bytes` is.
     static func forEachLine<E: Error>(
-        _ bytes: UnsafeBufferPointer<UInt8>, _ body: (Int, UnsafeBufferPointer<UInt8>) throws(E) -> Void
+        _ bytes: UnsafeBufferPointer<UInt8>, firstLine: Int = 1, _ body: (Int, UnsafeBufferPointer<UInt8>) throws(E) -> Void
     ) throws(E) {
-        var start = 0, number = 0
+        var start = 0, number = firstLine - 1
         while start <= bytes.count {
             number += 1
             var end = start
@@ -172,11 +173,14 @@ public enum Grammar {
         case entries([FilterEntry])
     }
 
-    /// Parses a write to `NAME.filter`: `none`, or one entry per line.
-    public static func filter(_ text: String, maxEntries: Int) throws(WQError) -> FilterWrite {
-        let lines = lines(text)
-        if lines.isEmpty { return .clear }
-        if lines.count == 1, words(lines[0].text) == ["none"] { return .clear }
+    /// Parses a write to `NAME.filter`: `none`, or one entry per line. A write that
+    /// `continues` one open file's stream holds entries only: nothing in it is no
+    /// entries, not a request to clear. Line numbers start at `firstLine`.
+    public static func filter(_ text: String, maxEntries: Int, firstLine: Int = 1,
+                              continuing: Bool = false) throws(WQError) -> FilterWrite {
+        let lines = lines(text, firstLine: firstLine)
+        if lines.isEmpty { return continuing ? .entries([]) : .clear }
+        if !continuing, lines.count == 1, words(lines[0].text) == ["none"] { return .clear }
         guard lines.count <= maxEntries else {
             throw .invalid("\(lines.count) filter entries exceed the limit of \(maxEntries)")
         }
@@ -267,12 +271,13 @@ public enum Grammar {
     /// Parses a write to `post` into packed records of `type`, one per line:
     /// `SUBTYPE [info=N] [u8=N|u16=N|u32=N|u64=N|hex=HEX|str=TEXT]…`. It works on the
     /// UTF-8 bytes (every separator is ASCII) and allocates per write, not per record.
-    public static func post(_ text: String, type: UInt32) throws(WQError) -> [UInt8] {
+    /// Line numbers in errors start at `firstLine`.
+    public static func post(_ text: String, type: UInt32, firstLine: Int = 1) throws(WQError) -> [UInt8] {
         let bytes = Array(text.utf8)
         var packed: [UInt8] = []
         packed.reserveCapacity(bytes.count + 2 * RecordLayout.headerSize)
         try bytes.withUnsafeBufferPointer { (bytes) throws(WQError) in
-            try forEachLine(bytes) { (number, line) throws(WQError) in
+            try forEachLine(bytes, firstLine: firstLine) { (number, line) throws(WQError) in
                 do throws(WQError) {
                     try appendPostRecord(line, type: type, to: &packed)
                 } catch {
@@ -375,9 +380,10 @@ public enum Grammar {
 
     /// Checks a write to `post.bin`: packed records, each of the source's `type`, of
     /// length 8..127 and lying wholly inside the write. Watch-ID bits are ignored
-    /// (delivery sets them). Returns the number of records.
+    /// (delivery sets them). Returns the number of records. Offsets in errors count from
+    /// `firstByte`.
     @discardableResult
-    public static func validatePostBinary(_ bytes: UnsafeRawBufferPointer, type: UInt32) throws(WQError) -> Int {
+    public static func validatePostBinary(_ bytes: UnsafeRawBufferPointer, type: UInt32, firstByte: Int = 0) throws(WQError) -> Int {
         guard let base = bytes.baseAddress else { return 0 }
         // RecordIterator's rules in a loop of plain loads: this runs for every record
         // posted to post.bin.
@@ -385,11 +391,11 @@ public enum Grammar {
         while offset < bytes.count {
             let start = base + offset
             guard let length = RecordIterator.length(at: start, available: bytes.count &- offset) else {
-                throw invalid(RecordIterator.error(at: start, offset: offset, available: bytes.count &- offset))
+                throw invalid(RecordIterator.error(at: start, offset: offset, available: bytes.count &- offset), firstByte: firstByte)
             }
             let recordType = start.loadUnaligned(as: UInt32.self).littleEndian & RecordLayout.maxType
             guard recordType == type else {
-                throw .invalid("record \(records) at byte \(offset) has type \(recordType), the source posts type \(type)")
+                throw .invalid("record \(records) at byte \(firstByte + offset) has type \(recordType), the source posts type \(type)")
             }
             offset &+= length
             records &+= 1
@@ -397,15 +403,16 @@ public enum Grammar {
         return records
     }
 
-    /// The message for a malformed record in a write to `post.bin`.
-    private static func invalid(_ error: RecordStreamError) -> WQError {
+    /// The message for a malformed record in a write to `post.bin` whose first byte
+    /// is byte `firstByte` of the stream.
+    static func invalid(_ error: RecordStreamError, firstByte: Int) -> WQError {
         switch error {
         case .truncatedHeader(let offset, let available):
-            .invalid("\(available) stray bytes at byte \(offset): not a whole record header")
+            .invalid("\(available) stray bytes at byte \(firstByte + offset): not a whole record header")
         case .lengthTooSmall(let offset, let length):
-            .invalid("record at byte \(offset) has length \(length), under 8")
+            .invalid("record at byte \(firstByte + offset) has length \(length), under 8")
         case .runsPastEnd(let offset, let length, let available):
-            .invalid("record at byte \(offset) has length \(length) but only \(available) bytes remain")
+            .invalid("record at byte \(firstByte + offset) has length \(length) but only \(available) bytes remain")
         }
     }
 
@@ -419,10 +426,10 @@ public enum Grammar {
         case remove(queue: String)
     }
 
-    /// Parses a write to `watches`, one command per line.
-    public static func watches(_ text: String) throws(WQError) -> [WatchCommand] {
+    /// Parses a write to `watches`, one command per line, numbered from `firstLine`.
+    public static func watches(_ text: String, firstLine: Int = 1) throws(WQError) -> [WatchCommand] {
         var commands: [WatchCommand] = []
-        for line in lines(text) {
+        for line in lines(text, firstLine: firstLine) {
             do throws(WQError) {
                 let words = words(line.text)
                 if words.count == 1, words[0].hasPrefix("!") {

@@ -8,6 +8,8 @@ public enum RecordLayout {
     public static let maxLength = 127
     /// `WATCH_INFO_LENGTH`: the record length in bytes, header included.
     public static let lengthMask: UInt32 = 0x0000_007f
+    /// The byte of the header that holds the length (the low byte of `info`).
+    public static let lengthByte = 4
     /// `WATCH_INFO_ID`: the watch ID of the watch that delivered the record.
     public static let watchIDMask: UInt32 = 0x0000_ff00
     public static let watchIDShift: UInt32 = 8
@@ -171,14 +173,14 @@ public struct RecordIterator: Sequence, IteratorProtocol {
     @inline(__always)
     static func length(at start: UnsafeRawPointer, available: Int) -> Int? {
         guard available >= RecordLayout.headerSize else { return nil }
-        let length = Int(start.load(fromByteOffset: 4, as: UInt8.self) & UInt8(RecordLayout.lengthMask))
+        let length = Int(start.load(fromByteOffset: RecordLayout.lengthByte, as: UInt8.self) & UInt8(RecordLayout.lengthMask))
         return length >= RecordLayout.headerSize && length <= available ? length : nil
     }
 
     /// Why `length(at:available:)` refused the record at `start`.
     static func error(at start: UnsafeRawPointer, offset: Int, available: Int) -> RecordStreamError {
         guard available >= RecordLayout.headerSize else { return .truncatedHeader(offset: offset, available: available) }
-        let length = Int(start.load(fromByteOffset: 4, as: UInt8.self) & UInt8(RecordLayout.lengthMask))
+        let length = Int(start.load(fromByteOffset: RecordLayout.lengthByte, as: UInt8.self) & UInt8(RecordLayout.lengthMask))
         return length < RecordLayout.headerSize ? .lengthTooSmall(offset: offset, length: length)
             : .runsPastEnd(offset: offset, length: length, available: available)
     }

@@ -2,17 +2,15 @@ import FuseBinding
 import Synchronization
 import WatchQueueCore
 
-/// What the filesystem remembers about one open control file or directory: how it
-/// was opened, whether it has been written, and the text or listing a reader sees.
-/// Queue files need none of this (their state is the engine's) and are opened with
-/// handle 0.
+/// What the filesystem remembers about one open file or directory: how it was
+/// opened, the writes in progress through it, and the text or listing a reader sees.
 struct OpenFile: Sendable {
     let node: Node
     /// `open(2)` flags.
     let flags: Int32
-    /// Set by the first write: later writes through this open file extend what the
-    /// first one set (a filter written in several chunks is appended, not replaced).
-    var wrote = false
+    /// The writes through a control file opened for writing, assembled into whole
+    /// lines or records (DESIGN.md §8); nil otherwise.
+    var stream: WriteStream?
     /// The content as generated for the read at offset 0; later offsets read from it,
     /// so one `cat` never sees two versions torn together.
     var snapshot: [UInt8] = []
@@ -20,7 +18,16 @@ struct OpenFile: Sendable {
     var entries: [DirectoryEntry]?
 }
 
-/// Open control files and directories by handle.
+/// The writes through one open control file. Its lock is held while a write is
+/// applied, so writes through one open file apply in order, each whole; it is taken
+/// before the engine's lock, never after.
+final class WriteStream: Sendable {
+    let assembler: Locked<WriteAssembler>
+
+    init(_ unit: WriteAssembler.Unit) { assembler = Locked(WriteAssembler(unit: unit)) }
+}
+
+/// Open files and directories by handle.
 final class OpenFiles: Sendable {
     private struct Table: ~Copyable {
         var files: [UInt64: OpenFile] = [:]

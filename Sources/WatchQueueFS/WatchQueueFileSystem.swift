@@ -374,7 +374,8 @@ public final class WatchQueueFileSystem: FuseFilesystem {
     /// on one open file may wait at once. The handle tells open files apart, so a
     /// poll replaces the earlier poll of the same open file.
     func queueOpenOptions(for node: Node, flags: Int32) -> OpenOptions {
-        OpenOptions(handle: openFiles.open(OpenFile(node: node, flags: flags)), directIO: true, nonseekable: true, stream: true)
+        OpenOptions(handle: openFiles.open(OpenFile(node: node, flags: flags)), directIO: true, nonseekable: true,
+                    stream: true, noFlush: true)
     }
 
     static func opensForReading(_ flags: Int32) -> Bool {
@@ -404,8 +405,12 @@ public final class WatchQueueFileSystem: FuseFilesystem {
             _ = request.reply(error: EACCES)
             return
         }
-        let handle = openFiles.open(OpenFile(node: node, flags: file.flags))
-        _ = request.reply(open: OpenOptions(handle: handle, directIO: true))
+        // Only an open file that may be written needs FLUSH: its close applies what
+        // its writes left unfinished.
+        let writing = Self.opensForWriting(file.flags)
+        let stream = writing ? WriteStream(node.isBinary ? .records : .lines) : nil
+        let handle = openFiles.open(OpenFile(node: node, flags: file.flags, stream: stream))
+        _ = request.reply(open: OpenOptions(handle: handle, directIO: true, noFlush: !writing))
     }
 
     public func release(_ request: consuming Request, inode: Inode, file: FileInfo) {
@@ -416,14 +421,8 @@ public final class WatchQueueFileSystem: FuseFilesystem {
                     PollHandle(unsafeReclaimingToken: token).destroy()
                 }
             }
-            switch open.node {
-            case .queue(let queue, .queue) where Self.opensForReading(open.flags):
+            if case .queue(let queue, .queue) = open.node, Self.opensForReading(open.flags) {
                 engine.openReader(of: queue, delta: -1)
-            case .queue(let queue, .filter) where open.flags & O_TRUNC != 0 && !open.wrote:
-                // `: > NAME.filter` truncates and writes nothing: that clears the filter.
-                try? engine.setFilter(of: queue, .clear, append: false)
-            default:
-                break
             }
         }
         _ = request.reply(error: 0)
@@ -496,6 +495,11 @@ public final class WatchQueueFileSystem: FuseFilesystem {
 extension Node {
     /// `queues/` and `sources/` sit in the root; a source's directory in `sources/`.
     var isQueueOrSourceTop: Bool { self == .queuesDirectory || self == .sourcesDirectory }
+
+    /// `post.bin`, written in packed records rather than lines.
+    var isBinary: Bool {
+        if case .source(_, .postBinary) = self { true } else { false }
+    }
 
     /// Files whose writes mean something (the queue file itself answers EXDEV).
     var isWritable: Bool {

@@ -16,47 +16,97 @@ extension WatchQueueFileSystem {
             _ = request.reply(error: EXDEV)
             return
         }
-        // A write continues what an earlier write through this open file began.
-        let first = openFiles.with(file.handle) { open -> Bool in
-            defer { open.wrote = true }
-            return !open.wrote
-        } ?? true
-        let caller = Credentials(uid: request.uid, gid: request.gid)
-        do {
-            let wakeups = try apply(data, to: node, replacing: first && file.flags & O_APPEND == 0, caller: caller) {
-                Credentials(uid: request.uid, gid: request.gid, groups: request.supplementaryGroups())
+        guard let stream = openFiles.with(file.handle, { $0.stream }) ?? nil else {
+            _ = request.reply(error: EBADF)
+            return
+        }
+        // Only a watch needs the caller's groups (to check read access).
+        var caller = Credentials(uid: request.uid, gid: request.gid)
+        if case .source(_, .watches) = node { caller.groups = request.supplementaryGroups() }
+        let appending = file.flags & O_APPEND != 0
+        let code = feed(stream, node: node, caller: caller, input: data) { (assembler) throws(WQError) in
+            try assembler.write(data) { (chunk) throws(WQError) in
+                try self.apply(chunk, to: node, appending: appending, caller: caller)
             }
-            _ = request.reply(write: data.count)
+        }
+        _ = code == 0 ? request.reply(write: data.count) : request.reply(error: code)
+    }
+
+    /// `close(2)` of a descriptor: applies what the open file's writes left
+    /// unfinished, so close fails when that is rejected; `: > NAME.filter` (opened
+    /// with O_TRUNC, nothing written) clears the filter.
+    public func flush(_ request: consuming Request, inode: Inode, file: FileInfo) {
+        guard let open = openFiles.with(file.handle, { $0 }), let stream = open.stream else {
+            _ = request.reply(error: 0)
+            return
+        }
+        let caller = Credentials(uid: request.uid, gid: request.gid)
+        let truncated = open.flags & O_TRUNC != 0
+        let code = feed(stream, node: open.node, caller: caller, input: nil) { (assembler) throws(WQError) in
+            if case .queue(let queue, .filter) = open.node, truncated, assembler.rejection == nil,
+               !assembler.applied, assembler.heldCount == 0 {
+                try engine.setFilter(of: queue, .clear, append: false)
+                return nil
+            }
+            return try assembler.finish { (chunk) throws(WQError) in
+                try self.apply(chunk, to: open.node, appending: false, caller: caller)
+            }
+        }
+        _ = request.reply(error: code)
+    }
+
+    /// Runs one step of an open file's write stream under its lock, then delivers
+    /// what it made due. A new rejection is logged with `input` (the write's bytes,
+    /// or nil for what close applied); a repeat of an earlier one is only answered.
+    /// Returns the errno for the reply, 0 on success.
+    private func feed(_ stream: WriteStream, node: Node, caller: Credentials, input: UnsafeRawBufferPointer?,
+                      _ step: (inout WriteAssembler) throws(WQError) -> Wakeups?) -> Int32 {
+        let outcome = stream.assembler.withLock { assembler -> (Result<Wakeups, WQError>, repeated: Bool) in
+            let repeated = assembler.rejection != nil
+            do throws(WQError) {
+                return (.success(try step(&assembler) ?? Wakeups()), repeated)
+            } catch {
+                return (.failure(error), repeated)
+            }
+        }
+        switch outcome.0 {
+        case .success(let wakeups):
             deliver(wakeups)
-        } catch {
-            errors.record(path: path(of: node), uid: caller.uid, input: Grammar.quoted(String(decoding: data, as: UTF8.self)), error: error)
-            _ = request.reply(error: error.errno)
+            return 0
+        case .failure(let error):
+            if !outcome.repeated {
+                let quoted = input.map { Grammar.quoted(String(decoding: $0, as: UTF8.self)) } ?? "(unfinished at close)"
+                errors.record(path: path(of: node), uid: caller.uid, input: quoted, error: error)
+            }
+            return error.errno
         }
     }
 
-    /// Carries out one write, all or nothing. `fullCaller` gives the caller with
-    /// supplementary groups, fetched only where a permission check needs them.
-    private func apply(_ data: UnsafeRawBufferPointer, to node: Node, replacing: Bool, caller: Credentials,
-                       fullCaller: () -> Credentials) throws(WQError) -> Wakeups {
+    /// Applies one chunk of whole lines or records, all or nothing. `appending`: the
+    /// file was opened with O_APPEND, so even a first chunk extends a filter.
+    private func apply(_ chunk: WriteAssembler.Chunk, to node: Node, appending: Bool,
+                       caller: Credentials) throws(WQError) -> Wakeups {
         if case .source(let source, .postBinary) = node {
-            return try engine.postBinary(data, to: source)
+            return try engine.postBinary(chunk.bytes, to: source, firstByte: chunk.firstByte)
         }
-        guard let text = String(validating: data, as: UTF8.self) else {
-            throw WQError(EINVAL, "input is not UTF-8 text")
+        guard let text = String(validating: chunk.bytes, as: UTF8.self) else {
+            throw WQError(EINVAL, "line \(chunk.firstLine) or one after it is not UTF-8 text")
         }
         switch node {
         case .queue(let queue, .size):
             try engine.setSize(of: queue, to: Grammar.size(text, max: engine.limits.maxSize))
         case .queue(let queue, .filter):
-            try engine.setFilter(of: queue, Grammar.filter(text, maxEntries: engine.limits.maxFilters), append: !replacing)
+            let filter = try Grammar.filter(text, maxEntries: engine.limits.maxFilters,
+                                            firstLine: chunk.firstLine, continuing: !chunk.isFirst)
+            try engine.setFilter(of: queue, filter, append: appending || !chunk.isFirst)
         case .source(let source, .id):
             try engine.setObjectID(of: source, to: Grammar.objectID(text))
         case .source(let source, .type):
             try engine.setType(of: source, to: Grammar.typeFile(text))
         case .source(let source, .post):
-            return try engine.postText(text, to: source)
+            return try engine.postText(text, to: source, firstLine: chunk.firstLine)
         case .source(let source, .watches):
-            return try engine.applyWatches(Grammar.watches(text), to: source, caller: fullCaller())
+            return try engine.applyWatches(Grammar.watches(text, firstLine: chunk.firstLine), to: source, caller: caller)
         default:
             throw WQError(EACCES, "the file is read-only")
         }

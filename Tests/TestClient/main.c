@@ -77,6 +77,7 @@ static int usage(void) {
         "       wqtestclient ioctl PATH CMD\n"
         "       wqtestclient write PATH\n"
         "       wqtestclient put PATH [append]   (stdin in one write)\n"
+        "       wqtestclient split PATH BYTES    (stdin in BYTES-sized writes, then close)\n"
         "       wqtestclient expect-removal PATH WATCHID OBJID\n"
         "       wqtestclient post-seq POSTBIN TYPE FIRST COUNT BATCH\n"
         "       wqtestclient reader PATH BUFSIZE STOPFILE\n");
@@ -218,6 +219,40 @@ static int cmd_put(int argc, char **argv) {
     return 0;
 }
 
+/* split PATH BYTES: standard input written through one open file (O_WRONLY|O_TRUNC)
+ * in writes of BYTES each, then closed. Prints "writes=N" (how many succeeded), the
+ * errno of the first failed write and of the one after it, and "close=ok" or the
+ * errno close(2) returned: what a tool writing in blocks sees. */
+static int cmd_split(int argc, char **argv) {
+    if (argc < 4) return usage();
+    size_t chunk = (size_t)number(argv[3]);
+    if (chunk == 0) return usage();
+    char *buf = malloc(chunk);
+    int fd = open_or_report(argv[2], O_WRONLY | O_TRUNC);
+    long writes = 0;
+    int failures = 0;
+    ssize_t n;
+    size_t len;
+    for (;;) {
+        len = 0;
+        while (len < chunk && (n = read(0, buf + len, chunk - len)) > 0) len += (size_t)n;
+        if (len == 0) break;
+        if (write(fd, buf, len) == (ssize_t)len) {
+            if (failures == 0) writes++;
+        } else {
+            if (failures == 0) printf("writes=%ld\n", writes);
+            printf("write: ");
+            print_errno(errno);
+            if (++failures == 2) break;
+        }
+    }
+    if (failures == 0) printf("writes=%ld\n", writes);
+    if (close(fd) == 0) printf("close=ok\n"); else { printf("close: "); print_errno(errno); }
+    fflush(stdout);
+    free(buf);
+    return 0;
+}
+
 /* expect-removal PATH WATCHID OBJID: one nonblocking read must give exactly the
  * removal record the kernel's struct describes. */
 static int cmd_expect_removal(int argc, char **argv) {
@@ -349,6 +384,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "ioctl") == 0) return cmd_ioctl(argc, argv);
     if (strcmp(cmd, "write") == 0) return cmd_write(argc, argv);
     if (strcmp(cmd, "put") == 0) return cmd_put(argc, argv);
+    if (strcmp(cmd, "split") == 0) return cmd_split(argc, argv);
     if (strcmp(cmd, "expect-removal") == 0) return cmd_expect_removal(argc, argv);
     if (strcmp(cmd, "post-seq") == 0) return cmd_post_seq(argc, argv);
     if (strcmp(cmd, "reader") == 0) return cmd_reader(argc, argv);

@@ -1,0 +1,134 @@
+/// Joins the writes made through one open control file into whole units (lines of
+/// text, or the packed records of `post.bin`), so that a unit may straddle two
+/// writes, as it does when awk, dd or cat write in blocks of their own size
+/// (DESIGN.md §8).
+///
+/// Each write applies the units it completes, all or nothing, and holds the
+/// unfinished tail for the next write; ``finish(_:)`` applies what is held when the
+/// file is closed. Once anything is rejected, every later write and finish is
+/// refused with the same errno, so nothing after a bad unit is ever applied. Line
+/// numbers and byte offsets handed to the applier count from the start of the stream.
+public struct WriteAssembler: Sendable {
+    /// How a stream divides into units.
+    public enum Unit: Sendable {
+        /// Lines ending in `\n`.
+        case lines
+        /// Packed records, each as long as its header says.
+        case records
+    }
+
+    /// Whole units to apply, and where they stand in the stream.
+    public struct Chunk {
+        /// The units: whole lines, or whole records (at ``WriteAssembler/finish(_:)``,
+        /// whatever was held, complete or not).
+        public let bytes: UnsafeRawBufferPointer
+        /// The 1-based number, in the stream, of the first line in `bytes`.
+        public let firstLine: Int
+        /// The offset, in the stream, of the first byte of `bytes`.
+        public let firstByte: Int
+        /// No earlier chunk was applied through this open file (the first one
+        /// replaces a filter; later ones extend it).
+        public let isFirst: Bool
+    }
+
+    /// The longest unfinished line held between writes. A record is at most 127
+    /// bytes, so a held record tail is bounded by its header alone.
+    public static let maxHeldLine = 4096
+
+    public let unit: Unit
+    /// Bytes of an unfinished unit, waiting for the rest.
+    private var held: [UInt8] = []
+    /// Lines and bytes of the stream before `held`.
+    private var linesBefore = 0, bytesBefore = 0
+    /// Whether any chunk has been applied.
+    public private(set) var applied = false
+    /// The rejection that ended the stream, if any.
+    public private(set) var rejection: WQError?
+
+    public init(unit: Unit) { self.unit = unit }
+
+    /// Bytes held for the next write.
+    public var heldCount: Int { held.count }
+
+    /// Takes one write: applies the units it completes (with what was held before it)
+    /// through `apply`, and holds the rest. Returns what `apply` returned, or nil when
+    /// the write completed no unit.
+    /// - Throws: the applier's error, or EINVAL for a unit that cannot be framed (a
+    ///   record length under 8, a held line over ``maxHeldLine`` bytes); after any
+    ///   rejection, the first rejection again.
+    public mutating func write<R>(_ data: UnsafeRawBufferPointer,
+                                  _ apply: (Chunk) throws(WQError) -> R) throws(WQError) -> R? {
+        if let rejection { throw rejection }
+        if held.isEmpty { return try take(data, final: false, apply) }
+        var joined = held
+        joined.append(contentsOf: data)
+        return try joined.withUnsafeBytes { bytes in
+            Result { () throws(WQError) -> R? in try take(bytes, final: false, apply) }
+        }.get()
+    }
+
+    /// The file is closed: applies what is held, whole or not, so an unfinished unit
+    /// is applied or rejected now. Returns nil when nothing was held.
+    /// - Throws: the applier's error; after an earlier rejection, that rejection.
+    public mutating func finish<R>(_ apply: (Chunk) throws(WQError) -> R) throws(WQError) -> R? {
+        if let rejection { throw rejection }
+        guard !held.isEmpty else { return nil }
+        let rest = held
+        return try rest.withUnsafeBytes { bytes in
+            Result { () throws(WQError) -> R? in try take(bytes, final: true, apply) }
+        }.get()
+    }
+
+    private mutating func take<R>(_ bytes: UnsafeRawBufferPointer, final: Bool,
+                                  _ apply: (Chunk) throws(WQError) -> R) throws(WQError) -> R? {
+        do throws(WQError) {
+            let whole = final ? bytes.count : try wholeUnits(bytes)
+            var result: R?
+            if whole > 0 {
+                let units = UnsafeRawBufferPointer(rebasing: bytes[..<whole])
+                result = try apply(Chunk(bytes: units, firstLine: linesBefore + 1, firstByte: bytesBefore, isFirst: !applied))
+                applied = true
+                if unit == .lines { linesBefore += Self.newlines(in: units) }
+                bytesBefore += whole
+            }
+            held = Array(bytes[whole...])
+            return result
+        } catch {
+            rejection = error
+            held = []
+            throw error
+        }
+    }
+
+    /// The length of the longest prefix of `bytes` made of whole units.
+    private func wholeUnits(_ bytes: UnsafeRawBufferPointer) throws(WQError) -> Int {
+        switch unit {
+        case .lines:
+            var end = bytes.count
+            while end > 0 && bytes[end - 1] != ASCII.newline { end -= 1 }
+            guard bytes.count - end <= Self.maxHeldLine else {
+                let line = linesBefore + Self.newlines(in: UnsafeRawBufferPointer(rebasing: bytes[..<end])) + 1
+                throw .invalid("line \(line): over \(Self.maxHeldLine) bytes without a newline")
+            }
+            return end
+        case .records:
+            var offset = 0
+            while bytes.count - offset > RecordLayout.lengthByte {
+                let length = Int(bytes[offset + RecordLayout.lengthByte] & UInt8(RecordLayout.lengthMask))
+                // A length under 8 can never be completed: refuse it now, not at close.
+                guard length >= RecordLayout.headerSize else {
+                    throw Grammar.invalid(.lengthTooSmall(offset: offset, length: length), firstByte: bytesBefore)
+                }
+                guard length <= bytes.count - offset else { break }
+                offset += length
+            }
+            return offset
+        }
+    }
+
+    private static func newlines(in bytes: UnsafeRawBufferPointer) -> Int {
+        var count = 0
+        for byte in bytes where byte == ASCII.newline { count &+= 1 }
+        return count
+    }
+}
