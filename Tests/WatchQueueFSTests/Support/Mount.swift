@@ -36,6 +36,36 @@ enum Products {
     }
 }
 
+extension Products {
+    /// The executables scripts run (wqfs, wqcat, the C client), copied to a directory
+    /// every user can enter: tests run them as nobody, who cannot reach a checkout
+    /// inside a private (0700) directory such as root's home. Made once per test
+    /// process, removed when it exits; nil when the products are missing.
+    static let reachableDirectory: String? = {
+        guard let wqfs = try? path("wqfs") else { return nil }
+        let from = URL(fileURLWithPath: wqfs).deletingLastPathComponent()
+        let to = stagingPath(for: getpid())
+        let files = FileManager.default
+        try? files.removeItem(atPath: to)
+        do {
+            try files.createDirectory(atPath: to, withIntermediateDirectories: true)
+            chmod(to, 0o755)
+            for name in ["wqfs", "wqcat", "wqtestclient"] where files.isExecutableFile(atPath: from.appendingPathComponent(name).path) {
+                try files.copyItem(atPath: from.appendingPathComponent(name).path, toPath: to + "/" + name)
+                chmod(to + "/" + name, 0o755)
+            }
+        } catch {
+            return nil
+        }
+        atexit { try? FileManager.default.removeItem(atPath: Products.stagingPath(for: getpid())) }
+        return to
+    }()
+
+    static func stagingPath(for process: pid_t) -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("wqfs-test-bin.\(process)").path
+    }
+}
+
 struct FixtureError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
@@ -264,13 +294,13 @@ final class Mount {
         if !Mount.isMounted(path) { try? FileManager.default.removeItem(atPath: base) }
     }
 
-    /// The environment scripts see: the products directory first in PATH, `$C`
-    /// the test client, `$M` the mount, `$T` a scratch directory.
+    /// The environment scripts see: the products (copies every user can reach)
+    /// first in PATH, `$C` the test client, `$M` the mount, `$T` a scratch directory.
     var environment: [String: String] {
-        let products = (try? Products.path("wqfs")).map { URL(fileURLWithPath: $0).deletingLastPathComponent().path } ?? ""
+        let products = Products.reachableDirectory ?? ""
         return [
             "PATH": products + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin"),
-            "C": (try? Products.path("wqtestclient")) ?? "wqtestclient",
+            "C": products + "/wqtestclient",
             "M": path, "T": scratch, "LC_ALL": "C",
         ]
     }
