@@ -59,6 +59,10 @@ public protocol FuseFilesystem: AnyObject, Sendable {
     /// Rename; `flags` are `renameat2` flags (RENAME_NOREPLACE, RENAME_EXCHANGE).
     func rename(_ request: consuming Request, parent: Inode, name: String,
                 newParent: Inode, newName: String, flags: UInt32)
+    /// Make a symbolic link `name` in `parent` pointing at `target`.
+    func symlink(_ request: consuming Request, target: String, parent: Inode, name: String)
+    /// Make a hard link to `inode` named `newName` in `newParent`.
+    func link(_ request: consuming Request, inode: Inode, newParent: Inode, newName: String)
     /// Open a file: ``Request/reply(open:)``. `file.flags` has the open flags.
     func open(_ request: consuming Request, inode: Inode, file: FileInfo)
     /// Read up to `size` bytes at `offset`: ``Request/reply(buffer:)`` (fewer
@@ -126,6 +130,12 @@ extension FuseFilesystem {
     }
     public func rename(_ request: consuming Request, parent: Inode, name: String,
                        newParent: Inode, newName: String, flags: UInt32) {
+        request.reply(error: ENOSYS)
+    }
+    public func symlink(_ request: consuming Request, target: String, parent: Inode, name: String) {
+        request.reply(error: ENOSYS)
+    }
+    public func link(_ request: consuming Request, inode: Inode, newParent: Inode, newName: String) {
         request.reply(error: ENOSYS)
     }
     public func open(_ request: consuming Request, inode: Inode, file: FileInfo) {

@@ -108,6 +108,12 @@ func makeOperations() -> fuse_lowlevel_ops {
                       newName: name(cnewName), flags: flags)
         }
     }
+    ops.symlink = { req, target, parent, cname in
+        dispatch(req) { fs, r in fs.symlink(r, target: name(target), parent: parent, name: name(cname)) }
+    }
+    ops.link = { req, ino, newParent, cnewName in
+        dispatch(req) { fs, r in fs.link(r, inode: ino, newParent: newParent, newName: name(cnewName)) }
+    }
     ops.open = { req, ino, fi in
         dispatch(req) { fs, r in fs.open(r, inode: ino, file: info(fi)) }
     }

@@ -245,7 +245,7 @@ public final class WatchQueueFileSystem: FuseFilesystem {
 
     public func mknod(_ request: consuming Request, parent: Inode, name: String, mode: mode_t, device: dev_t) {
         guard mode & S_IFMT == S_IFREG else {
-            _ = request.reply(error: EPERM)
+            refuse(request, "mknod", at: parent, name, "only regular files (queues) can be made", ifMissing: EPERM)
             return
         }
         let caller = Credentials(uid: request.uid, gid: request.gid)
@@ -257,7 +257,9 @@ public final class WatchQueueFileSystem: FuseFilesystem {
 
     private func makeQueue(parent: Inode, name: String, caller: Credentials) -> Result<(Node, stat), WQError> {
         guard Node(inode: parent) == .queuesDirectory else {
-            return .failure(WQError(EPERM, "files are created only in queues/"))
+            let error = WQError(EPERM, "files are created only in queues/")
+            errors.record(path: path(in: parent, name), uid: caller.uid, input: "create", error: error)
+            return .failure(error)
         }
         do {
             let queue = try engine.createQueue(named: name, owner: caller)
@@ -273,7 +275,7 @@ public final class WatchQueueFileSystem: FuseFilesystem {
     public func mkdir(_ request: consuming Request, parent: Inode, name: String, mode: mode_t) {
         let caller = Credentials(uid: request.uid, gid: request.gid)
         guard Node(inode: parent) == .sourcesDirectory else {
-            _ = request.reply(error: EPERM)
+            refuse(request, "mkdir", at: parent, name, "directories are made only in sources/", ifMissing: EPERM)
             return
         }
         do {
@@ -291,8 +293,7 @@ public final class WatchQueueFileSystem: FuseFilesystem {
 
     public func unlink(_ request: consuming Request, parent: Inode, name: String) {
         guard Node(inode: parent) == .queuesDirectory, case .queue(_, .queue)? = child(of: parent, named: name) else {
-            // Companion files come and go with their queue; nothing else is removable.
-            _ = request.reply(error: child(of: parent, named: name) == nil ? ENOENT : EPERM)
+            refuse(request, "unlink", at: parent, name, "only a queue can be removed; its companion files go with it")
             return
         }
         do {
@@ -306,7 +307,7 @@ public final class WatchQueueFileSystem: FuseFilesystem {
 
     public func rmdir(_ request: consuming Request, parent: Inode, name: String) {
         guard Node(inode: parent) == .sourcesDirectory else {
-            _ = request.reply(error: child(of: parent, named: name) == nil ? ENOENT : EPERM)
+            refuse(request, "rmdir", at: parent, name, "only a source's directory can be removed")
             return
         }
         do {
@@ -321,7 +322,35 @@ public final class WatchQueueFileSystem: FuseFilesystem {
     public func rename(_ request: consuming Request, parent: Inode, name: String,
                        newParent: Inode, newName: String, flags: UInt32) {
         // Names are how watches refer to queues: they do not change under them.
-        _ = request.reply(error: child(of: parent, named: name) == nil ? ENOENT : EPERM)
+        refuse(request, "rename to \(Grammar.quoted(newName))", at: parent, name, "names never change: watches refer to them")
+    }
+
+    public func symlink(_ request: consuming Request, target: String, parent: Inode, name: String) {
+        refuse(request, "symlink to \(Grammar.quoted(target))", at: parent, name, "wqfs holds no symbolic links", ifMissing: EPERM)
+    }
+
+    public func link(_ request: consuming Request, inode: Inode, newParent: Inode, newName: String) {
+        refuse(request, "link", at: newParent, newName, "wqfs holds no hard links", ifMissing: EPERM)
+    }
+
+    /// Answers an operation the layout does not allow: ENOENT when `name` does not
+    /// exist in `parent` (unless `ifMissing` says otherwise), else EPERM with the
+    /// reason in `errors`, as for a rejected write.
+    private func refuse(_ request: consuming Request, _ operation: String, at parent: Inode, _ name: String,
+                        _ reason: String, ifMissing: Int32 = ENOENT) {
+        let code = child(of: parent, named: name) == nil ? ifMissing : EPERM
+        if code == EPERM {
+            errors.record(path: path(in: parent, name), uid: request.uid, input: operation, error: WQError(EPERM, reason))
+        }
+        _ = request.reply(error: code)
+    }
+
+    /// The path of `name` in directory `parent`, for messages.
+    private func path(in parent: Inode, _ name: String) -> String {
+        switch Node(inode: parent) {
+        case .root?, nil: name
+        case let node?: "\(path(of: node))/\(name)"
+        }
     }
 
     // MARK: attributes

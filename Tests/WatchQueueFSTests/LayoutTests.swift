@@ -163,6 +163,9 @@ extension MountTests {
                     ("mv sources/s sources/t", "Operation not permitted"),
                     ("mv -T queues/q queues/r", "Operation not permitted"),
                     ("ln queues/q queues/hard", "Operation not permitted"),
+                    ("ln -s /etc/passwd queues/sym", "Operation not permitted"),
+                    ("ln -s q sources/s/sym", "Operation not permitted"),
+                    ("ln -s x sym", "Operation not permitted"),
                     ("rm queues/nosuch", "No such file or directory"),
                     ("rmdir sources/nosuch", "No such file or directory"),
                     ("mv queues/nosuch queues/x", "No such file or directory"),
@@ -170,6 +173,19 @@ extension MountTests {
                 for (command, message) in cases {
                     let outcome = try m.sh(command)
                     #expect(outcome.status != 0 && outcome.stderr.contains(message), "\(command): \(outcome)")
+                }
+                // Each refusal says why in errors, as a rejected write does.
+                let errors = try m.text("errors")
+                for line in ["queues/sym symlink to '/etc/passwd': EPERM: wqfs holds no symbolic links",
+                             "queues/hard link: EPERM: wqfs holds no hard links",
+                             "queues/q rename to 'q2': EPERM: names never change",
+                             "queues/q.size unlink: EPERM: only a queue can be removed",
+                             "queues/f mknod: EPERM: only regular files (queues) can be made",
+                             "d mkdir: EPERM: directories are made only in sources/"] {
+                    #expect(errors.contains(" uid=0 " + line), "\(line) in \(errors)")
+                }
+                for missing in ["queues/nosuch unlink", "sources/nosuch rmdir", "queues/nosuch rename"] {
+                    #expect(!errors.contains(missing), "a missing name is ENOENT, not a refusal: \(errors)")
                 }
                 // Read-only files stay read-only, even for root.
                 for file in ["README", "errors", "queues/q.status"] {
