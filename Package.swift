@@ -28,7 +28,7 @@ let package = Package(
         .executableTarget(name: "wqfs", dependencies: ["WatchQueueFS"]),
         .target(name: "WQCatKit", dependencies: ["WatchQueueCore"]),
         .executableTarget(name: "wqcat", dependencies: [
-            "WQCatKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "WQCatKit", "WatchQueueCore", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         // The kernel's own structs and macros, compiled from <linux/watch_queue.h>,

@@ -1,5 +1,6 @@
 import ArgumentParser
 import WQCatKit
+import WatchQueueCore
 import Glibc
 
 /// The exit statuses `wqcat` documents in its help.
@@ -44,7 +45,8 @@ struct WQCat: ParsableCommand {
               1  bad usage, or an input that cannot be opened or read
               2  malformed input: a length under 8, or a record cut short by the end
                  of the input (the records before it are printed first)
-            """
+            """,
+        version: "wqcat \(WQFSVersion.string)"
     )
 
     @Flag(name: [.short, .long], help: "Print one JSON object per record.")

@@ -7,9 +7,14 @@ import WatchQueueFS
 import Glibc
 #endif
 
+/// Writes `text` and a newline straight to `fd`, bypassing stdio's buffer.
+func writeLine(_ text: String, to fd: Int32) {
+    let line = text + "\n"
+    _ = line.utf8.withContiguousStorageIfAvailable { write(fd, $0.baseAddress, $0.count) }
+}
+
 func fail(_ message: String) -> Never {
-    let line = "wqfs: \(message)\n"
-    _ = line.utf8.withContiguousStorageIfAvailable { write(2, $0.baseAddress, $0.count) }
+    writeLine("wqfs: \(message)", to: 2)
     exit(1)
 }
 
@@ -32,6 +37,10 @@ func serve() -> Never {
         exit(0)
     }
     if command.showVersion {
+        // wqfs's own release first, then libfuse's versions. Unbuffered, because
+        // libfuse has fusermount3, a child writing straight to the descriptor, print
+        // its version: a buffered line would come out after that.
+        writeLine("wqfs \(WQFSVersion.string)", to: 1)
         FuseArguments.printVersion()
         exit(0)
     }

@@ -1,8 +1,14 @@
 import Foundation
 import Testing
+import WatchQueueCore
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// The directory SwiftPM built wqfs, wqcat and the test runner into.
+private func productsDirectory() throws -> String {
+    URL(fileURLWithPath: try Products.path("wqfs")).deletingLastPathComponent().path
+}
 
 /// Processes whose command line is `…/wqfs … DIR …`: the daemon a mount helper started.
 private func wqfsDaemons(servingAt dir: String) -> [Int32] {
@@ -20,7 +26,7 @@ private func wqfsDaemons(servingAt dir: String) -> [Int32] {
 private func withHelperMount(_ command: String, _ body: (String) throws -> Void) throws {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("wqfs-helper-\(UUID().uuidString)").path
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    let products = URL(fileURLWithPath: try Products.path("wqfs")).deletingLastPathComponent().path
+    let products = try productsDirectory()
     defer {
         Mount.forceUnmount(dir)
         let deadline = Date(timeIntervalSinceNow: 5)
@@ -128,5 +134,106 @@ extension MountTests {
                 #expect(!Mount.isMounted(m.path))
             }
         }
+    }
+}
+
+/// The repository this test file is in: mount-scripts/, docs/man/, README.md.
+private let repository = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+/// Whether `name` is an executable in a directory of PATH.
+private func onPath(_ name: String) -> Bool {
+    let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+    return path.split(separator: ":").contains { FileManager.default.isExecutableFile(atPath: "\($0)/\(name)") }
+}
+
+/// Runs `mount-scripts/install --prefix /usr --build-dir PRODUCTS` with DESTDIR set
+/// to a fresh temporary directory, hands `body` that directory and the outcome, and
+/// always removes it.
+private func withStagedInstall(_ body: (_ destdir: String, _ outcome: Outcome) throws -> Void) throws {
+    let destdir = FileManager.default.temporaryDirectory.appendingPathComponent("wqfs-install-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: destdir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: destdir) }
+    let outcome = try run("/bin/sh", [repository + "/mount-scripts/install", "--prefix", "/usr",
+                                      "--build-dir", try productsDirectory()],
+                          environment: ["DESTDIR": destdir], timeout: 60)
+    try #require(outcome.status == 0, "mount-scripts/install: \(outcome)")
+    try body(destdir, outcome)
+}
+
+// DESIGN §9: mount-scripts/install, staged with DESTDIR, and what it installs. No
+// mount needed, so this suite is not under MountTests (the tests above are).
+@Suite("install")
+struct CommandTests {
+    @Test("install with DESTDIR puts every file in place with its mode, and the unit runs PREFIX/bin/wqfs")
+    func stagedFiles() throws {
+        try withStagedInstall { destdir, outcome in
+            let expected: [(path: String, mode: mode_t)] = [
+                ("/usr/bin/wqfs", 0o755), ("/usr/bin/wqcat", 0o755),
+                ("/usr/share/man/man8/wqfs.8", 0o644), ("/usr/share/man/man1/wqcat.1", 0o644),
+                ("/usr/lib/systemd/system/wqfs.service", 0o644), ("/usr/share/doc/wqfs/README.md", 0o644),
+            ]
+            for (path, mode) in expected {
+                var info = stat()
+                guard stat(destdir + path, &info) == 0 else {
+                    Issue.record("\(path) was not installed: \(outcome)")
+                    continue
+                }
+                #expect(info.st_mode & 0o7777 == mode, "\(path) has mode \(String(info.st_mode & 0o7777, radix: 8))")
+            }
+            #expect(Set(outcome.lines) == Set(expected.map { destdir + $0.path }), "it prints each installed path: \(outcome)")
+            let unit = try String(contentsOfFile: destdir + "/usr/lib/systemd/system/wqfs.service", encoding: .utf8)
+            let execStart = unit.split(separator: "\n").filter { $0.hasPrefix("ExecStart=") }
+            #expect(execStart == ["ExecStart=/usr/bin/wqfs /run/wqfs -f -o allow_other"], "\(unit)")
+            #expect(unit.contains("Documentation=file:///usr/share/doc/wqfs/README.md"), "\(unit)")
+        }
+    }
+
+    @Test("the installed wqfs and wqcat print the version constant")
+    func stagedVersions() throws {
+        try withStagedInstall { destdir, _ in
+            let wqfs = try run(destdir + "/usr/bin/wqfs", ["--version"], timeout: 10)
+            #expect(wqfs.status == 0, "\(wqfs)")
+            #expect(wqfs.lines.first == "wqfs \(WQFSVersion.string)", "\(wqfs)")
+            #expect(wqfs.stdout.contains("FUSE"), "libfuse's versions follow: \(wqfs)")
+            let wqcat = try run(destdir + "/usr/bin/wqcat", ["--version"], timeout: 10)
+            #expect(wqcat.status == 0, "\(wqcat)")
+            #expect(wqcat.stdout == "wqcat \(WQFSVersion.string)\n", "\(wqcat)")
+        }
+    }
+
+    @Test("man -l renders the installed wqfs(8), rules of assembled writes included",
+          .enabled(if: onPath("man"), "man is not installed (apt-get install man-db); skipped"))
+    func stagedManualPage() throws {
+        try withStagedInstall { destdir, _ in
+            let man = try run("/bin/sh", ["-c", "exec man -l \"$0\"", destdir + "/usr/share/man/man8/wqfs.8"],
+                              environment: ["MANPAGER": "cat", "MANWIDTH": "80"], timeout: 30)
+            #expect(man.status == 0, "\(man)")
+            #expect(man.stdout.contains("HOW WRITES ARE ASSEMBLED"), "\(man)")
+        }
+    }
+
+    // As nobody, with a prefix only root may write: refused before anything is
+    // touched. A temporary prefix, so nothing real is installed even if it were not;
+    // a copy of the script beside it, which nobody can read wherever the checkout is.
+    @Test("install into an unwritable prefix without DESTDIR fails with status 1 and installs nothing",
+          .enabled(if: getuid() == 0 && onPath("setpriv"), "needs root to run the script as nobody; skipped"))
+    func unwritablePrefix() throws {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("wqfs-unwritable-\(UUID().uuidString)").path
+        let prefix = scratch + "/prefix", script = scratch + "/install"
+        try FileManager.default.createDirectory(atPath: prefix, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o755])
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        chmod(scratch, 0o755)
+        try FileManager.default.copyItem(atPath: repository + "/mount-scripts/install", toPath: script)
+        chmod(script, 0o755)
+        let outcome = try run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups",
+                                                   "/usr/bin/env", "-u", "DESTDIR", "/bin/sh", script,
+                                                   "--prefix", prefix, "--build-dir", try productsDirectory()],
+                              timeout: 30)
+        #expect(outcome.status == 1, "\(outcome)")
+        #expect(outcome.stderr.contains("cannot write to \(prefix)"), "\(outcome)")
+        #expect(outcome.stdout.isEmpty, "\(outcome)")
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: prefix)) == [], "it installed something")
     }
 }
