@@ -32,6 +32,7 @@ public enum ParserTargets {
 
     public static func filter(_ data: UnsafeRawBufferPointer) {
         let input = text(data)
+        splitFilter(data, whole: Result { () throws(WQError) in try Grammar.filter(input, maxEntries: 16) })
         do {
             let write = try Grammar.filter(input, maxEntries: 16)
             guard case .entries(let entries) = write else { return }
@@ -70,6 +71,7 @@ public enum ParserTargets {
 
     public static func post(_ data: UnsafeRawBufferPointer) {
         let input = text(data)
+        splitPost(data, whole: Result { () throws(WQError) in try Grammar.post(input, type: NotificationType.user) })
         do {
             let packed = try Grammar.post(input, type: NotificationType.user)
             let count = try packed.withUnsafeBytes { try Grammar.validatePostBinary($0, type: NotificationType.user) }
@@ -104,6 +106,7 @@ public enum ParserTargets {
         let type: UInt32 = data.count >= 3 && data[0] & 1 == 0
             ? UInt32(data[0]) | UInt32(data[1]) << 8 | UInt32(data[2]) << 16 : NotificationType.user
         let expected = walk(data, type: type)
+        splitPostBinary(data, type: type, whole: Result { () throws(WQError) in try Grammar.validatePostBinary(data, type: type) })
         do {
             let count = try Grammar.validatePostBinary(data, type: type)
             fuzzCheck(expected?.count == count, "accepted \(count) records; the walk says \(String(describing: expected?.count))")
@@ -140,6 +143,7 @@ public enum ParserTargets {
 
     public static func watches(_ data: UnsafeRawBufferPointer) {
         let input = text(data)
+        splitWatches(data, whole: Result { () throws(WQError) in try Grammar.watches(input) })
         do {
             let commands = try Grammar.watches(input)
             fuzzCheck(commands.count == meaningfulLines(input).count, "\(commands.count) commands")

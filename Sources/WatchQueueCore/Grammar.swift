@@ -173,14 +173,14 @@ public enum Grammar {
         case entries([FilterEntry])
     }
 
-    /// Parses a write to `NAME.filter`: `none`, or one entry per line. A write that
-    /// `continues` one open file's stream holds entries only: nothing in it is no
-    /// entries, not a request to clear. Line numbers start at `firstLine`.
+    /// Parses a write to `NAME.filter`: one entry per line; a line `none` adds none, and
+    /// a write with no entries at all clears the filter, unless it `continues` one open
+    /// file's stream, whose later writes only extend what its first one set (so a
+    /// stream means the same however it is cut). Line numbers start at `firstLine`.
     public static func filter(_ text: String, maxEntries: Int, firstLine: Int = 1,
                               continuing: Bool = false) throws(WQError) -> FilterWrite {
-        let lines = lines(text, firstLine: firstLine)
+        let lines = lines(text, firstLine: firstLine).filter { words($0.text) != ["none"] }
         if lines.isEmpty { return continuing ? .entries([]) : .clear }
-        if !continuing, lines.count == 1, words(lines[0].text) == ["none"] { return .clear }
         guard lines.count <= maxEntries else {
             throw .invalid("\(lines.count) filter entries exceed the limit of \(maxEntries)")
         }
@@ -395,7 +395,7 @@ public enum Grammar {
             }
             let recordType = start.loadUnaligned(as: UInt32.self).littleEndian & RecordLayout.maxType
             guard recordType == type else {
-                throw .invalid("record \(records) at byte \(firstByte + offset) has type \(recordType), the source posts type \(type)")
+                throw .invalid("record at byte \(firstByte + offset) has type \(recordType), the source posts type \(type)")
             }
             offset &+= length
             records &+= 1
