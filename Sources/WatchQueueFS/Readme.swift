@@ -24,6 +24,9 @@ enum Readme {
         touch queues/NAME makes a queue; rm removes it. mkdir sources/NAME makes a
         source; rmdir removes it, sending removal records to its watchers.
         Names: 1-64 of letters, digits, _ - @ :
+        Writes are joined per open file: each applies the whole lines (post.bin:
+        records) it completes; close applies the rest and fails if it is refused.
+        After a refused write, later writes through the same open file fail too.
 
         """
     }
