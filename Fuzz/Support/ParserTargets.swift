@@ -74,7 +74,7 @@ public enum ParserTargets {
         splitPost(data, whole: Result { () throws(WQError) in try Grammar.post(input, type: NotificationType.user) })
         do {
             let packed = try Grammar.post(input, type: NotificationType.user)
-            let count = try packed.withUnsafeBytes { try Grammar.validatePostBinary($0, type: NotificationType.user) }
+            let count = try packed.withUnsafeBytes { try Grammar.validatePostBinary($0, type: NotificationType.user).records }
             fuzzCheck(count == meaningfulLines(input).count,
                       "\(count) records from \(meaningfulLines(input).count) lines of \(Grammar.quoted(input))")
         } catch let error as WQError {
@@ -106,9 +106,9 @@ public enum ParserTargets {
         let type: UInt32 = data.count >= 3 && data[0] & 1 == 0
             ? UInt32(data[0]) | UInt32(data[1]) << 8 | UInt32(data[2]) << 16 : NotificationType.user
         let expected = walk(data, type: type)
-        splitPostBinary(data, type: type, whole: Result { () throws(WQError) in try Grammar.validatePostBinary(data, type: type) })
+        splitPostBinary(data, type: type, whole: Result { () throws(WQError) in try Grammar.validatePostBinary(data, type: type).records })
         do {
-            let count = try Grammar.validatePostBinary(data, type: type)
+            let count = try Grammar.validatePostBinary(data, type: type).records
             fuzzCheck(expected?.count == count, "accepted \(count) records; the walk says \(String(describing: expected?.count))")
         } catch {
             fuzzCheck(expected == nil, "refused a valid write: \(error)")

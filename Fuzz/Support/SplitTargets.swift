@@ -16,7 +16,7 @@ extension ParserTargets {
     /// What each chunk gave, in order, when `data` is written in pieces cut at
     /// `cuts(data)` and then closed; or the first rejection.
     static func assembled<R>(_ data: UnsafeRawBufferPointer, _ unit: WriteAssembler.Unit,
-                             _ apply: (WriteAssembler.Chunk) throws(WQError) -> R) -> Result<[R], WQError> {
+                             _ apply: (WriteAssembler.Chunk) throws(WQError) -> WriteAssembler.Applied<R>) -> Result<[R], WQError> {
         var assembler = WriteAssembler(unit: unit)
         var results: [R] = []
         var start = 0
@@ -57,7 +57,8 @@ extension ParserTargets {
         // The filesystem refuses text that is not UTF-8 before any grammar sees it.
         guard String(validating: data, as: UTF8.self) != nil else { return }
         let cut = assembled(data, .lines) { (chunk) throws(WQError) in
-            try Grammar.post(String(decoding: chunk.bytes, as: UTF8.self), type: NotificationType.user, firstLine: chunk.firstLine)
+            .init(try Grammar.post(String(decoding: chunk.bytes, as: UTF8.self), type: NotificationType.user, firstLine: chunk.firstLine),
+                  taken: chunk.bytes.count)
         }.map { $0.flatMap { $0 } }
         compare(whole, cut, sameReason: true, "post")
     }
@@ -65,7 +66,7 @@ extension ParserTargets {
     static func splitWatches(_ data: UnsafeRawBufferPointer, whole: Result<[Grammar.WatchCommand], WQError>) {
         guard String(validating: data, as: UTF8.self) != nil else { return }
         let cut = assembled(data, .lines) { (chunk) throws(WQError) in
-            try Grammar.watches(String(decoding: chunk.bytes, as: UTF8.self), firstLine: chunk.firstLine)
+            .init(try Grammar.watches(String(decoding: chunk.bytes, as: UTF8.self), firstLine: chunk.firstLine), taken: chunk.bytes.count)
         }.map { $0.flatMap { $0 } }
         compare(whole, cut, sameReason: true, "watches")
     }
@@ -82,6 +83,7 @@ extension ParserTargets {
             case .entries(let new): entries = chunk.isFirst ? new : entries + new
             }
             guard entries.count <= 16 else { throw WQError(EINVAL, "over 16 entries") }
+            return .init((), taken: chunk.bytes.count)
         }.map { _ in entries }
         let wholeEntries = whole.map { write -> [FilterEntry] in
             if case .entries(let entries) = write { entries } else { [] }
@@ -92,10 +94,11 @@ extension ParserTargets {
 
     static func splitPostBinary(_ data: UnsafeRawBufferPointer, type: UInt32, whole: Result<Int, WQError>) {
         let cut = assembled(data, .records) { (chunk) throws(WQError) in
-            try Grammar.validatePostBinary(chunk.bytes, type: type, firstByte: chunk.firstByte)
-            return Array(chunk.bytes)
+            let taken = try Grammar.validatePostBinary(chunk.bytes, type: type, firstByte: chunk.firstByte, partial: !chunk.isFinal).bytes
+            return .init(Array(chunk.bytes[..<taken]), taken: taken)
         }.map { $0.flatMap { $0 } }
         // Framing is checked for a whole write before types: compare errnos.
+        // Every record arrives whole, in order: the same bytes as one write.
         compare(whole.map { _ in Array(data) }, cut, sameReason: false, "post.bin")
     }
 }

@@ -85,11 +85,20 @@ public struct QueueStatus: Equatable, Sendable {
 public final class Engine: Sendable {
     /// The limits the engine was made with.
     public let limits: Limits
-    private let state: Locked<State>
+    let state: Locked<State>
     private let clock: @Sendable () -> Timestamp
 
-    public init(limits: Limits = Limits(), clock: @escaping @Sendable () -> Timestamp = Timestamp.now) {
+    /// Names no user may give a source: those of the system sources (DESIGN.md §6),
+    /// reserved whether or not their mechanism started.
+    public let reservedSourceNames: Set<String>
+    /// Told, outside the lock, of each system source whose watches, or the filters of
+    /// whose watching queues, changed.
+    let demandObserver = Locked<(@Sendable (SourceID) -> Void)?>(nil)
+
+    public init(limits: Limits = Limits(), reservedSourceNames: Set<String> = [],
+                clock: @escaping @Sendable () -> Timestamp = Timestamp.now) {
         self.limits = limits
+        self.reservedSourceNames = reservedSourceNames
         self.clock = clock
         state = Locked(State())
     }
@@ -174,10 +183,13 @@ public final class Engine: Sendable {
     /// Destroys a queue: its watches detach silently, parked readers get end of
     /// file, pollers see POLLHUP.
     public func removeQueue(named name: String) throws(WQError) -> Wakeups {
-        try state.withLock { (state: inout State) throws(WQError) -> Wakeups in
+        var system: [SourceID] = []
+        defer { demandChanged(system) }
+        return try state.withLock { (state: inout State) throws(WQError) -> Wakeups in
             guard let queue = state.queues.removeValue(forKey: name) else {
                 throw WQError(ENOENT, "no queue \(Grammar.quoted(name))")
             }
+            system = queue.watched.filter(\.isSystem).map(\.id)
             state.queuesByID[queue.id] = nil
             Self.releaseSlots(queue.ring.capacity, for: queue.creator, in: &state)
             state.queuesByUser[queue.creator, default: 1] -= 1
@@ -245,7 +257,10 @@ public final class Engine: Sendable {
     /// Replaces, extends or clears the filter, all at once.
     /// - Throws: EINVAL when the result would exceed `maxFilters` entries.
     public func setFilter(of queue: QueueID, _ write: Grammar.FilterWrite, append: Bool) throws(WQError) {
+        var system: [SourceID] = []
+        defer { demandChanged(system) }
         try withQueue(queue) { (queue, _) throws(WQError) in
+            system = queue.watched.filter(\.isSystem).map(\.id)
             let entries: [FilterEntry]
             switch write {
             case .clear: entries = []
@@ -399,7 +414,7 @@ public final class Engine: Sendable {
     }
 
     /// Answers parked reads and pollers of a queue that became readable.
-    private static func wake(_ queue: QueueObject, state: inout State, into wakeups: inout Wakeups) {
+    static func wake(_ queue: QueueObject, state: inout State, into wakeups: inout Wakeups) {
         guard queue.ring.isReadable else { return }
         while !queue.parked.isEmpty && queue.ring.isReadable {
             let read = queue.parked.removeFirst()
@@ -419,6 +434,9 @@ public final class Engine: Sendable {
     @discardableResult
     public func createSource(named name: String, owner: Credentials, mode: UInt32 = 0o755) throws(WQError) -> SourceID {
         try Grammar.validateName(name)
+        guard !reservedSourceNames.contains(name) else {
+            throw WQError(EEXIST, "\(Grammar.quoted(name)) is reserved for a system source")
+        }
         let now = clock()
         return try state.withLock { (state: inout State) throws(WQError) -> SourceID in
             guard state.sources[name] == nil else { throw WQError(EEXIST, "source \(Grammar.quoted(name)) exists") }
@@ -447,9 +465,11 @@ public final class Engine: Sendable {
     /// carrying its own watch ID.
     public func removeSource(named name: String) throws(WQError) -> Wakeups {
         try state.withLock { (state: inout State) throws(WQError) -> Wakeups in
-            guard let source = state.sources.removeValue(forKey: name) else {
+            guard let source = state.sources[name] else {
                 throw WQError(ENOENT, "no source \(Grammar.quoted(name))")
             }
+            guard !source.isSystem else { throw WQError(EPERM, "\(Grammar.quoted(name)) is a system source: it cannot be removed") }
+            state.sources[name] = nil
             state.sourcesByID[source.id] = nil
             state.sourcesByObjectID[source.objectID] = nil
             state.sourcesByUser[source.creator, default: 1] -= 1
@@ -500,6 +520,7 @@ public final class Engine: Sendable {
     /// - Throws: EBUSY while watched, EEXIST when another source has that id.
     public func setObjectID(of source: SourceID, to objectID: UInt64) throws(WQError) {
         try withSource(source) { (source, state) throws(WQError) in
+            try Self.refuseIfSystem(source, "its id")
             guard source.watches.isEmpty else {
                 throw WQError(EBUSY, "the id of a watched source cannot change (\(source.watches.count) watches)")
             }
@@ -521,6 +542,7 @@ public final class Engine: Sendable {
     /// Sets the type the source posts (1...0xffffff).
     public func setType(of source: SourceID, to type: UInt32) throws(WQError) {
         try withSource(source) { (source, _) throws(WQError) in
+            try Self.refuseIfSystem(source, "its type")
             guard (1...RecordLayout.maxType).contains(type) else {
                 throw .invalid("type \(type) is outside 1..0xffffff")
             }
@@ -534,7 +556,7 @@ public final class Engine: Sendable {
         try withSource(source) { source, _ in source.watches.map { "\($0.queue.name) \($0.watchID)\n" }.joined() }
     }
 
-    private func withSource<T: Sendable>(_ id: SourceID, _ body: (SourceObject, inout State) throws(WQError) -> T) throws(WQError) -> T {
+    func withSource<T: Sendable>(_ id: SourceID, _ body: (SourceObject, inout State) throws(WQError) -> T) throws(WQError) -> T {
         try state.withLock { (state: inout State) throws(WQError) -> T in
             guard let source = state.sourcesByID[id] else { throw WQError(ENOENT, "the source is gone") }
             return try body(source, &state)
@@ -548,7 +570,10 @@ public final class Engine: Sendable {
     /// - Throws: ENOENT (no such queue, or no such watch), EBUSY (already watched),
     ///   EACCES, EAGAIN (over the per-user watch limit).
     public func applyWatches(_ commands: [Grammar.WatchCommand], to source: SourceID, caller: Credentials) throws(WQError) -> Wakeups {
-        try withSource(source) { (source, state) throws(WQError) -> Wakeups in
+        var system: [SourceID] = []
+        defer { demandChanged(system) }
+        return try withSource(source) { (source, state) throws(WQError) -> Wakeups in
+            if source.isSystem { system = [source.id] }
             // Check everything against the state as it will be, before changing anything.
             var watching = Set(source.watches.map { ObjectIdentifier($0.queue) })
             // The caller's net change in watches held: a removed watch gives room back
@@ -614,9 +639,18 @@ public final class Engine: Sendable {
     /// `firstByte` (where the records stand in the writer's stream).
     /// - Throws: EINVAL when a record is malformed or not of the source's type.
     public func postBinary(_ records: UnsafeRawBufferPointer, to source: SourceID, firstByte: Int = 0) throws(WQError) -> Wakeups {
-        try withSource(source) { (source, state) throws(WQError) -> Wakeups in
-            let count = try Grammar.validatePostBinary(records, type: source.type, firstByte: firstByte)
-            return Self.post(records, count: count, from: source, state: &state)
+        try postBinary(records, to: source, firstByte: firstByte, partial: false).wakeups
+    }
+
+    /// Posts the whole records at the start of `bytes`, all or none; with `partial`,
+    /// a record cut short by the end is left for the caller to complete (its length,
+    /// where the bytes show it, must be 8 or more). Returns the bytes posted.
+    public func postBinary(_ bytes: UnsafeRawBufferPointer, to source: SourceID, firstByte: Int,
+                           partial: Bool) throws(WQError) -> (wakeups: Wakeups, taken: Int) {
+        try withSource(source) { (source, state) throws(WQError) -> (wakeups: Wakeups, taken: Int) in
+            try Self.refuseIfSystem(source, "what it posts")
+            let (count, taken) = try Grammar.validatePostBinary(bytes, type: source.type, firstByte: firstByte, partial: partial)
+            return (Self.post(UnsafeRawBufferPointer(rebasing: bytes[..<taken]), count: count, from: source, state: &state), taken)
         }
     }
 
@@ -627,8 +661,9 @@ public final class Engine: Sendable {
         // Parse outside the lock; the type is stamped under it, so a concurrent
         // type change cannot split a write between two types.
         var packed = try Grammar.post(text, type: NotificationType.user, firstLine: firstLine)
-        return try withSource(source) { source, state in
-            packed.withUnsafeMutableBytes { records in
+        return try withSource(source) { (source, state) throws(WQError) in
+            try Self.refuseIfSystem(source, "what it posts")
+            return packed.withUnsafeMutableBytes { records in
                 var offset = 0, count = 0
                 while offset < records.count {
                     var header = RecordHeader(bytes: UnsafeRawBufferPointer(rebasing: records[offset...]))
@@ -644,7 +679,7 @@ public final class Engine: Sendable {
 
     /// Delivers each of `count` well-formed records to every watching queue. No
     /// allocation unless a reader or poller is waiting.
-    private static func post(_ records: UnsafeRawBufferPointer, count: Int, from source: SourceObject,
+    static func post(_ records: UnsafeRawBufferPointer, count: Int, from source: SourceObject,
                              state: inout State) -> Wakeups {
         var wakeups = Wakeups()
         guard !source.watches.isEmpty else { return wakeups }
@@ -729,7 +764,7 @@ public final class Engine: Sendable {
         return metadata
     }
 
-    private func touch(_ metadata: inout Metadata) {
+    func touch(_ metadata: inout Metadata) {
         let now = clock()
         metadata.modified = now
         metadata.changed = now

@@ -33,6 +33,10 @@ public struct SubtypeSet: Equatable, Hashable, Sendable {
 
     public var isEmpty: Bool { words.0 | words.1 | words.2 | words.3 == 0 }
 
+    public mutating func formUnion(_ other: SubtypeSet) {
+        words = (words.0 | other.words.0, words.1 | other.words.1, words.2 | other.words.2, words.3 | other.words.3)
+    }
+
     /// The subtypes as `subtype_filter[8]` of `struct watch_notification_type_filter`.
     public var kernelWords: [UInt32] {
         [words.0, words.1, words.2, words.3].flatMap { [UInt32(truncatingIfNeeded: $0), UInt32(truncatingIfNeeded: $0 >> 32)] }

@@ -380,18 +380,36 @@ public enum Grammar {
 
     /// Checks a write to `post.bin`: packed records, each of the source's `type`, of
     /// length 8..127 and lying wholly inside the write. Watch-ID bits are ignored
-    /// (delivery sets them). Returns the number of records. Offsets in errors count from
-    /// `firstByte`.
+    /// (delivery sets them). Returns the number of records and the bytes they take.
+    /// Offsets in errors count from `firstByte`. With `partial`, a record cut short at
+    /// the end ends the records instead of the write (the rest of it is to come),
+    /// unless its length, once known, is under 8.
     @discardableResult
-    public static func validatePostBinary(_ bytes: UnsafeRawBufferPointer, type: UInt32, firstByte: Int = 0) throws(WQError) -> Int {
-        guard let base = bytes.baseAddress else { return 0 }
+    public static func validatePostBinary(_ bytes: UnsafeRawBufferPointer, type: UInt32, firstByte: Int = 0,
+                                          partial: Bool = false) throws(WQError) -> (records: Int, bytes: Int) {
+        guard let base = bytes.baseAddress else { return (0, 0) }
         // RecordIterator's rules in a loop of plain loads: this runs for every record
         // posted to post.bin.
         var offset = 0, records = 0
         while offset < bytes.count {
             let start = base + offset
-            guard let length = RecordIterator.length(at: start, available: bytes.count &- offset) else {
-                throw invalid(RecordIterator.error(at: start, offset: offset, available: bytes.count &- offset), firstByte: firstByte)
+            let available = bytes.count &- offset
+            guard let length = RecordIterator.length(at: start, available: available) else {
+                let error = RecordIterator.error(at: start, offset: offset, available: available)
+                if partial {
+                    // Cut short by the end: the rest may come, unless the length it
+                    // already shows is under 8, which no rest can mend.
+                    switch error {
+                    case .runsPastEnd: return (records, offset)
+                    case .truncatedHeader where available <= RecordLayout.lengthByte: return (records, offset)
+                    case .truncatedHeader:
+                        let shown = Int(start.load(fromByteOffset: RecordLayout.lengthByte, as: UInt8.self) & UInt8(RecordLayout.lengthMask))
+                        guard shown < RecordLayout.headerSize else { return (records, offset) }
+                        throw invalid(.lengthTooSmall(offset: offset, length: shown), firstByte: firstByte)
+                    case .lengthTooSmall: break
+                    }
+                }
+                throw invalid(error, firstByte: firstByte)
             }
             let recordType = start.loadUnaligned(as: UInt32.self).littleEndian & RecordLayout.maxType
             guard recordType == type else {
@@ -400,7 +418,7 @@ public enum Grammar {
             offset &+= length
             records &+= 1
         }
-        return records
+        return (records, offset)
     }
 
     /// The message for a malformed record in a write to `post.bin` whose first byte

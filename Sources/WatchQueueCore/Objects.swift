@@ -38,6 +38,9 @@ public enum QueueFile: Int, CaseIterable, Sendable {
 /// The directory and files that make a source.
 public enum SourceFile: Int, CaseIterable, Sendable {
     case directory, id, type, post, postBinary, watches
+    /// A system source's `status` and its side file (the mount table, recent device
+    /// events): their text comes from the mechanism, not the engine.
+    case status, table
 
     /// The name inside the source's directory (empty for the directory itself).
     public var name: String {
@@ -48,8 +51,14 @@ public enum SourceFile: Int, CaseIterable, Sendable {
         case .post: "post"
         case .postBinary: "post.bin"
         case .watches: "watches"
+        case .status: "status"
+        case .table: "table"
         }
     }
+
+    /// The files of a user's source, and of a system source.
+    public static let userFiles: [SourceFile] = [.id, .type, .post, .postBinary, .watches]
+    public static let systemFiles: [SourceFile] = [.id, .type, .watches, .status, .table]
 
     /// Posting is the owner's until granted; the rest is world-readable.
     var initialMode: UInt32 {
@@ -57,6 +66,7 @@ public enum SourceFile: Int, CaseIterable, Sendable {
         case .directory: 0o755
         case .post, .postBinary: 0o200
         case .id, .type, .watches: 0o644
+        case .status, .table: 0o444
         }
     }
 }
@@ -252,6 +262,9 @@ final class SourceObject {
     let creator: UInt32
     var objectID: UInt64
     var type: UInt32 = NotificationType.user
+    /// Made by the mount for a mechanism of the machine (DESIGN.md §6): nobody posts
+    /// to it, removes it, or changes its id or type.
+    var isSystem = false
     /// Newest last; posting walks them all, so order only shows in listings.
     var watches: [Watch] = []
     var metadata: [Metadata]

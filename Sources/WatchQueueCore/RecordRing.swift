@@ -95,6 +95,12 @@ final class RecordRing {
         setMark(wrapped(position: headPosition + count - 1), true)
     }
 
+    /// Records were lost before they reached this ring (a kernel queue overflowed): a
+    /// loss record follows the newest queued record, or comes next if none is queued.
+    func markLoss() {
+        if count > 0 { markNewest() } else { lossPending = true }
+    }
+
     /// Queues `record` with its header's `info` replaced by `info`, or returns false
     /// (marking the newest record) when the ring is full.
     func push(_ record: UnsafeRawBufferPointer, info: UInt32) -> Bool {

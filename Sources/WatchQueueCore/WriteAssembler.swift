@@ -4,7 +4,9 @@
 /// (DESIGN.md §8).
 ///
 /// Each write applies the units it completes, all or nothing, and holds the
-/// unfinished tail for the next write; ``finish(_:)`` applies what is held when the
+/// unfinished tail for the next write (a held record is under 127 bytes, since the
+/// applier takes every whole one; a held line is bounded by ``maxHeldLine``);
+/// ``finish(_:)`` applies what is held when the
 /// file is closed. Once anything is rejected, every later write and finish is
 /// refused with the same errno, so nothing after a bad unit is ever applied. Line
 /// numbers and byte offsets handed to the applier count from the start of the stream.
@@ -17,10 +19,11 @@ public struct WriteAssembler: Sendable {
         case records
     }
 
-    /// Whole units to apply, and where they stand in the stream.
+    /// Units to apply, and where they stand in the stream.
     public struct Chunk {
-        /// The units: whole lines, or whole records (at ``WriteAssembler/finish(_:)``,
-        /// whatever was held, complete or not).
+        /// Whole lines (at ``WriteAssembler/finish(_:)``, whatever was held); for
+        /// records, every byte held and written: the applier takes the whole records
+        /// at its start, which its own walk over them finds (one walk, not two).
         public let bytes: UnsafeRawBufferPointer
         /// The 1-based number, in the stream, of the first line in `bytes`.
         public let firstLine: Int
@@ -29,6 +32,22 @@ public struct WriteAssembler: Sendable {
         /// No earlier chunk was applied through this open file (the first one
         /// replaces a filter; later ones extend it).
         public let isFirst: Bool
+        /// The file is being closed: nothing more will come, so a record cut short
+        /// is an error now.
+        public let isFinal: Bool
+    }
+
+    /// What an applier did with a chunk.
+    public struct Applied<Result> {
+        public var result: Result
+        /// The bytes it took from the chunk's start: all of a chunk of lines; the
+        /// whole records of a chunk of records (the rest is held for the next write).
+        public var taken: Int
+
+        public init(_ result: Result, taken: Int) {
+            self.result = result
+            self.taken = taken
+        }
     }
 
     /// The longest unfinished line held between writes. A record is at most 127
@@ -57,7 +76,7 @@ public struct WriteAssembler: Sendable {
     ///   record length under 8, a held line over ``maxHeldLine`` bytes); after any
     ///   rejection, the first rejection again.
     public mutating func write<R>(_ data: UnsafeRawBufferPointer,
-                                  _ apply: (Chunk) throws(WQError) -> R) throws(WQError) -> R? {
+                                  _ apply: (Chunk) throws(WQError) -> Applied<R>) throws(WQError) -> R? {
         if let rejection { throw rejection }
         if held.isEmpty { return try take(data, final: false, apply) }
         var joined = held
@@ -70,7 +89,7 @@ public struct WriteAssembler: Sendable {
     /// The file is closed: applies what is held, whole or not, so an unfinished unit
     /// is applied or rejected now. Returns nil when nothing was held.
     /// - Throws: the applier's error; after an earlier rejection, that rejection.
-    public mutating func finish<R>(_ apply: (Chunk) throws(WQError) -> R) throws(WQError) -> R? {
+    public mutating func finish<R>(_ apply: (Chunk) throws(WQError) -> Applied<R>) throws(WQError) -> R? {
         if let rejection { throw rejection }
         guard !held.isEmpty else { return nil }
         let rest = held
@@ -80,18 +99,24 @@ public struct WriteAssembler: Sendable {
     }
 
     private mutating func take<R>(_ bytes: UnsafeRawBufferPointer, final: Bool,
-                                  _ apply: (Chunk) throws(WQError) -> R) throws(WQError) -> R? {
+                                  _ apply: (Chunk) throws(WQError) -> Applied<R>) throws(WQError) -> R? {
         do throws(WQError) {
-            let whole = final ? bytes.count : try wholeUnits(bytes)
+            let offered = final || unit == .records ? bytes.count : try wholeLines(bytes)
             var result: R?
-            if whole > 0 {
-                let units = UnsafeRawBufferPointer(rebasing: bytes[..<whole])
-                result = try apply(Chunk(bytes: units, firstLine: linesBefore + 1, firstByte: bytesBefore, isFirst: !applied))
-                applied = true
-                if unit == .lines { linesBefore += Self.newlines(in: units) }
-                bytesBefore += whole
+            var taken = 0
+            if offered > 0 {
+                let units = UnsafeRawBufferPointer(rebasing: bytes[..<offered])
+                let applied = try apply(Chunk(bytes: units, firstLine: linesBefore + 1, firstByte: bytesBefore,
+                                              isFirst: !self.applied, isFinal: final))
+                taken = min(applied.taken, offered)
+                if taken > 0 {
+                    result = applied.result
+                    self.applied = true
+                }
+                if unit == .lines { linesBefore += Self.newlines(in: UnsafeRawBufferPointer(rebasing: bytes[..<taken])) }
+                bytesBefore += taken
             }
-            held = Array(bytes[whole...])
+            held = Array(bytes[taken...])
             return result
         } catch {
             rejection = error
@@ -100,35 +125,21 @@ public struct WriteAssembler: Sendable {
         }
     }
 
-    /// The length of the longest prefix of `bytes` made of whole units.
-    private func wholeUnits(_ bytes: UnsafeRawBufferPointer) throws(WQError) -> Int {
-        switch unit {
-        case .lines:
-            var end = bytes.count
-            while end > 0 && bytes[end - 1] != ASCII.newline { end -= 1 }
-            guard bytes.count - end <= Self.maxHeldLine else {
-                let line = linesBefore + Self.newlines(in: UnsafeRawBufferPointer(rebasing: bytes[..<end])) + 1
-                throw .invalid("line \(line): over \(Self.maxHeldLine) bytes without a newline")
-            }
-            return end
-        case .records:
-            var offset = 0
-            while bytes.count - offset > RecordLayout.lengthByte {
-                let length = Int(bytes[offset + RecordLayout.lengthByte] & UInt8(RecordLayout.lengthMask))
-                // A length under 8 can never be completed: refuse it now, not at close.
-                guard length >= RecordLayout.headerSize else {
-                    throw Grammar.invalid(.lengthTooSmall(offset: offset, length: length), firstByte: bytesBefore)
-                }
-                guard length <= bytes.count - offset else { break }
-                offset += length
-            }
-            return offset
+    /// The length of the longest prefix of `bytes` made of whole lines.
+    private func wholeLines(_ bytes: UnsafeRawBufferPointer) throws(WQError) -> Int {
+        var end = bytes.count
+        while end > 0 && bytes[end - 1] != ASCII.newline { end -= 1 }
+        guard bytes.count - end <= Self.maxHeldLine else {
+            let line = linesBefore + Self.newlines(in: UnsafeRawBufferPointer(rebasing: bytes[..<end])) + 1
+            throw .invalid("line \(line): over \(Self.maxHeldLine) bytes without a newline")
         }
+        return end
     }
 
     private static func newlines(in bytes: UnsafeRawBufferPointer) -> Int {
+        guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return 0 }
         var count = 0
-        for byte in bytes where byte == ASCII.newline { count &+= 1 }
+        for index in 0..<bytes.count where base[index] == ASCII.newline { count &+= 1 }
         return count
     }
 }

@@ -82,13 +82,21 @@ extension WatchQueueFileSystem {
         }
     }
 
-    /// Applies one chunk of whole lines or records, all or nothing. `appending`: the
-    /// file was opened with O_APPEND, so even a first chunk extends a filter.
+    /// Applies one chunk of whole lines or records, all or nothing, and says how much
+    /// of it was whole. `appending`: the file was opened with O_APPEND, so even a
+    /// first chunk extends a filter.
     private func apply(_ chunk: WriteAssembler.Chunk, to node: Node, appending: Bool,
-                       caller: Credentials) throws(WQError) -> Wakeups {
+                       caller: Credentials) throws(WQError) -> WriteAssembler.Applied<Wakeups> {
         if case .source(let source, .postBinary) = node {
-            return try engine.postBinary(chunk.bytes, to: source, firstByte: chunk.firstByte)
+            let (wakeups, taken) = try engine.postBinary(chunk.bytes, to: source, firstByte: chunk.firstByte, partial: !chunk.isFinal)
+            return .init(wakeups, taken: taken)
         }
+        return .init(try applyLines(chunk, to: node, appending: appending, caller: caller), taken: chunk.bytes.count)
+    }
+
+    /// Applies whole lines to a text control file.
+    private func applyLines(_ chunk: WriteAssembler.Chunk, to node: Node, appending: Bool,
+                            caller: Credentials) throws(WQError) -> Wakeups {
         guard let text = String(validating: chunk.bytes, as: UTF8.self) else {
             throw WQError(EINVAL, "line \(chunk.firstLine) or one after it is not UTF-8 text")
         }

@@ -227,17 +227,17 @@ struct GrammarTests {
     @Test func postBinaryAcceptsPackedRecordsOfTheSourcesType() throws {
         let stream = userRecord(subtype: 1) + userRecord(subtype: 2, payload: Array(repeating: 9, count: 119))
             + RecordHeader(type: 0x100, subtype: 3, length: 8, watchID: 0xee).bytes
-        #expect(try stream.withUnsafeBytes { (raw) throws -> Int in try Grammar.validatePostBinary(raw, type: 0x100) } == 3)
-        #expect(try [UInt8]().withUnsafeBytes { (raw) throws -> Int in try Grammar.validatePostBinary(raw, type: 0x100) } == 0)
+        #expect(try stream.withUnsafeBytes { (raw) throws -> Int in try Grammar.validatePostBinary(raw, type: 0x100).records } == 3)
+        #expect(try [UInt8]().withUnsafeBytes { (raw) throws -> Int in try Grammar.validatePostBinary(raw, type: 0x100).records } == 0)
     }
 
     @Test func postBinaryRejectionsSayWhereAndWhy() {
         func check(_ bytes: [UInt8], _ tokens: [String], sourceLocation: SourceLocation = #_sourceLocation) {
             expectFailure(EINVAL, naming: tokens, sourceLocation: sourceLocation) {
-                try bytes.withUnsafeBytes { (raw) throws -> Int in try Grammar.validatePostBinary(raw, type: 0x100) }
+                try bytes.withUnsafeBytes { (raw) throws -> Int in try Grammar.validatePostBinary(raw, type: 0x100).records }
             }
         }
-        check(userRecord(subtype: 1) + userRecord(subtype: 1, type: 1), ["record 1", "byte 8", "type 1", "type 256"])
+        check(userRecord(subtype: 1) + userRecord(subtype: 1, type: 1), ["record at byte 8", "type 1", "type 256"])
         check(userRecord(subtype: 1) + [1, 2, 3], ["3 stray bytes", "byte 8"])
         check(RecordHeader(type: 0x100, subtype: 0, length: 0).bytes, ["length 0"])
         check(RecordHeader(type: 0x100, subtype: 0, length: 7).bytes + [0], ["length 7"])

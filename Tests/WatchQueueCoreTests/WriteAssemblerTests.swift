@@ -20,14 +20,25 @@ struct WriteAssemblerTests {
         }
     }
 
+    /// The applier's answer for a chunk: all of it for lines; for records, the whole
+    /// records at its start (checked as `post.bin` checks them, of the user type).
+    static func taken(_ chunk: WriteAssembler.Chunk, _ unit: WriteAssembler.Unit) throws(WQError) -> WriteAssembler.Applied<Void> {
+        guard unit == .records else { return .init((), taken: chunk.bytes.count) }
+        let whole = try Grammar.validatePostBinary(chunk.bytes, type: NotificationType.user, firstByte: chunk.firstByte,
+                                                   partial: !chunk.isFinal)
+        return .init((), taken: whole.bytes)
+    }
+
     /// Feeds `stream` in pieces cut at `cuts`, then finishes; returns each applied
     /// chunk as (bytes, firstLine, firstByte, isFirst).
     static func chunks(_ stream: [UInt8], unit: WriteAssembler.Unit, cuts: [Int]) throws
         -> [(bytes: [UInt8], line: Int, byte: Int, first: Bool)] {
         var assembler = WriteAssembler(unit: unit)
         var applied: [(bytes: [UInt8], line: Int, byte: Int, first: Bool)] = []
-        let record = { (chunk: WriteAssembler.Chunk) throws(WQError) in
-            applied.append((Array(chunk.bytes), chunk.firstLine, chunk.firstByte, chunk.isFirst))
+        let record = { (chunk: WriteAssembler.Chunk) throws(WQError) -> WriteAssembler.Applied<Void> in
+            let answer = try taken(chunk, unit)
+            applied.append((Array(chunk.bytes[..<answer.taken]), chunk.firstLine, chunk.firstByte, chunk.isFirst))
+            return answer
         }
         var start = 0
         for cut in cuts.sorted() + [stream.count] where cut >= start {
@@ -87,7 +98,10 @@ struct WriteAssemblerTests {
     @Test func anUnfinishedLineWaitsForCloseAndIsAppliedThen() throws {
         var assembler = WriteAssembler(unit: .lines)
         var applied: [String] = []
-        let apply = { (chunk: WriteAssembler.Chunk) throws(WQError) in applied.append(String(decoding: chunk.bytes, as: UTF8.self)) }
+        let apply = { (chunk: WriteAssembler.Chunk) throws(WQError) -> WriteAssembler.Applied<Void> in
+            applied.append(String(decoding: chunk.bytes, as: UTF8.self))
+            return .init((), taken: chunk.bytes.count)
+        }
         let none = try "1 u8=".utf8Bytes { bytes in try assembler.write(bytes, apply) }
         #expect(none == nil)
         #expect(assembler.heldCount == 5 && applied.isEmpty && !assembler.applied)
@@ -100,9 +114,10 @@ struct WriteAssemblerTests {
     @Test func aRejectionEndsTheStreamAndNamesTheLineOfTheStream() throws {
         var assembler = WriteAssembler(unit: .lines)
         var calls = 0
-        let post = { (chunk: WriteAssembler.Chunk) throws(WQError) in
+        let post = { (chunk: WriteAssembler.Chunk) throws(WQError) -> WriteAssembler.Applied<Void> in
             calls += 1
             _ = try Grammar.post(String(decoding: chunk.bytes, as: UTF8.self), type: NotificationType.user, firstLine: chunk.firstLine)
+            return .init((), taken: chunk.bytes.count)
         }
         let lines = (1...500).map { $0 == 421 ? "1 u3" : "1 u32=\($0)" }.joined(separator: "\n") + "\n"
         let bytes = Array(lines.utf8)
@@ -126,29 +141,27 @@ struct WriteAssemblerTests {
     @Test func heldTailsAreBounded() throws {
         var lines = WriteAssembler(unit: .lines)
         let long = [UInt8](repeating: UInt8(ascii: "x"), count: WriteAssembler.maxHeldLine)
-        try ("3 u8=1\n1 str=").utf8Bytes { bytes in _ = try lines.write(bytes) { _ throws(WQError) in } }
+        try ("3 u8=1\n1 str=").utf8Bytes { bytes in _ = try lines.write(bytes) { (chunk) throws(WQError) in try Self.taken(chunk, .lines) } }
         expectFailure(EINVAL, naming: ["line 2", "4096 bytes without a newline"]) {
-            try long.withUnsafeBytes { try lines.write($0) { _ throws(WQError) in } }
+            try long.withUnsafeBytes { try lines.write($0) { (chunk) throws(WQError) in try Self.taken(chunk, .lines) } }
         }
         // A record's length byte under 8 can never be completed: refused at once,
         // with its offset in the stream.
         var records = WriteAssembler(unit: .records)
         let good = userRecord(subtype: 1, payload: [1, 2])
-        try good.withUnsafeBytes { bytes in _ = try records.write(bytes) { _ throws(WQError) in } }
+        try good.withUnsafeBytes { bytes in _ = try records.write(bytes) { (chunk) throws(WQError) in try Self.taken(chunk, .records) } }
         expectFailure(EINVAL, naming: ["byte 10", "length 3"]) {
-            try ([0, 1, 0, 2, 3] as [UInt8]).withUnsafeBytes { bytes in try records.write(bytes) { _ throws(WQError) in } }
+            try ([0, 1, 0, 2, 3] as [UInt8]).withUnsafeBytes { bytes in try records.write(bytes) { (chunk) throws(WQError) in try Self.taken(chunk, .records) } }
         }
     }
 
     @Test func aPartialRecordAtCloseIsRejectedWithItsStreamOffset() throws {
         var records = WriteAssembler(unit: .records)
         let stream = userRecord(subtype: 1, payload: [1, 2, 3]) + Array(userRecord(subtype: 2, payload: [9, 9]).prefix(6))
-        try stream.withUnsafeBytes { bytes in _ = try records.write(bytes) { _ throws(WQError) in } }
+        try stream.withUnsafeBytes { bytes in _ = try records.write(bytes) { (chunk) throws(WQError) in try Self.taken(chunk, .records) } }
         #expect(records.heldCount == 6)
         expectFailure(EINVAL, naming: ["byte 11"]) {
-            try records.finish { (chunk) throws(WQError) in
-                try Grammar.validatePostBinary(chunk.bytes, type: NotificationType.user, firstByte: chunk.firstByte)
-            }
+            try records.finish { (chunk) throws(WQError) in try Self.taken(chunk, .records) }
         }
     }
 
