@@ -22,6 +22,9 @@ let package = Package(
         .target(name: "FuseBinding", dependencies: ["CFuse"]),
         // Layer 3: the pure engine: records, rings, filters, sources, grammars. No I/O.
         .target(name: "WatchQueueCore"),
+        // Beside the core: the real sources (DESIGN §6). For now the pure part: kernel
+        // message decoders and the records they become (layouts: include/wqfs/records.h).
+        .target(name: "SystemSources", dependencies: ["WatchQueueCore"]),
         // Layer 4: the filesystem, mapping inodes and files onto the engine.
         .target(name: "WatchQueueFS", dependencies: ["FuseBinding", "WatchQueueCore"]),
         // Layer 5: the executables.
@@ -34,6 +37,10 @@ let package = Package(
         // The kernel's own structs and macros, compiled from <linux/watch_queue.h>,
         // so tests compare our bytes with the header's rather than with ourselves.
         .target(name: "CWatchQueueABI", path: "Tests/CWatchQueueABI"),
+        // The same for the system records: built with include/wqfs/records.h's structs,
+        // and the kernel messages the decoders read, built with the kernel's structs.
+        .target(name: "CSystemRecordsABI", path: "Tests/CSystemRecordsABI",
+                cSettings: [.headerSearchPath("../../include")]),
 
         // The C client the mount tests drive the queue files with (ioctl, poll, EINTR).
         .executableTarget(name: "wqtestclient", path: "Tests/TestClient"),
