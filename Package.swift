@@ -65,6 +65,7 @@ let package = Package(
         .testTarget(name: "WatchQueueFSTests", dependencies: ["WatchQueueFS", "WatchQueueCore", "CWatchQueueABI"]),
         .testTarget(name: "WQCatTests", dependencies: ["WQCatKit", "WatchQueueCore"]),
         .testTarget(name: "FuseBindingTests", dependencies: ["FuseBinding"]),
+        .testTarget(name: "SystemSourcesTests", dependencies: ["SystemSources", "WatchQueueCore", "CSystemRecordsABI"]),
     ],
     swiftLanguageModes: [.v6]
 )
