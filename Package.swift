@@ -51,7 +51,7 @@ let package = Package(
         // libFuzzer targets, one per parser of user input and one for the engine
         // against a reference model (Fuzz/README.md; run with Fuzz/run). A normal
         // build makes them replay tools: fuzz-engine FILE|DIR...
-        .target(name: "WatchQueueFuzzing", dependencies: ["WatchQueueCore", "CFuzzerDriver"], path: "Fuzz/Support"),
+        .target(name: "WatchQueueFuzzing", dependencies: ["WatchQueueCore", "SystemSources", "CFuzzerDriver"], path: "Fuzz/Support"),
         .target(name: "CFuzzerDriver", path: "Fuzz/CFuzzerDriver"),
         .executableTarget(name: "fuzz-filter", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/filter"),
         .executableTarget(name: "fuzz-post", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/post"),
@@ -60,6 +60,10 @@ let package = Package(
         .executableTarget(name: "fuzz-values", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/values"),
         .executableTarget(name: "fuzz-names", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/names"),
         .executableTarget(name: "fuzz-engine", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/engine"),
+        .executableTarget(name: "fuzz-mountinfo", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/mountinfo"),
+        .executableTarget(name: "fuzz-uevent", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/uevent"),
+        .executableTarget(name: "fuzz-fanotify", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/fanotify"),
+        .executableTarget(name: "fuzz-connector", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/connector"),
 
         .testTarget(name: "WatchQueueCoreTests", dependencies: ["WatchQueueCore", "CWatchQueueABI"]),
         .testTarget(name: "WatchQueueFSTests", dependencies: ["WatchQueueFS", "WatchQueueCore", "CWatchQueueABI"]),
