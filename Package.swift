@@ -22,6 +22,9 @@ let package = Package(
         .target(name: "FuseBinding", dependencies: ["CFuse"]),
         // Layer 3: the pure engine: records, rings, filters, sources, grammars. No I/O.
         .target(name: "WatchQueueCore"),
+        // Beside the core: the real sources (DESIGN §6). For now the pure part: kernel
+        // message decoders and the records they become (layouts: include/wqfs/records.h).
+        .target(name: "SystemSources", dependencies: ["WatchQueueCore"]),
         // Layer 4: the filesystem, mapping inodes and files onto the engine.
         .target(name: "WatchQueueFS", dependencies: ["FuseBinding", "WatchQueueCore"]),
         // Layer 5: the executables.
@@ -34,6 +37,10 @@ let package = Package(
         // The kernel's own structs and macros, compiled from <linux/watch_queue.h>,
         // so tests compare our bytes with the header's rather than with ourselves.
         .target(name: "CWatchQueueABI", path: "Tests/CWatchQueueABI"),
+        // The same for the system records: built with include/wqfs/records.h's structs,
+        // and the kernel messages the decoders read, built with the kernel's structs.
+        .target(name: "CSystemRecordsABI", path: "Tests/CSystemRecordsABI",
+                cSettings: [.headerSearchPath("../../include")]),
 
         // The C client the mount tests drive the queue files with (ioctl, poll, EINTR).
         .executableTarget(name: "wqtestclient", path: "Tests/TestClient"),
@@ -44,7 +51,7 @@ let package = Package(
         // libFuzzer targets, one per parser of user input and one for the engine
         // against a reference model (Fuzz/README.md; run with Fuzz/run). A normal
         // build makes them replay tools: fuzz-engine FILE|DIR...
-        .target(name: "WatchQueueFuzzing", dependencies: ["WatchQueueCore", "CFuzzerDriver"], path: "Fuzz/Support"),
+        .target(name: "WatchQueueFuzzing", dependencies: ["WatchQueueCore", "SystemSources", "CFuzzerDriver"], path: "Fuzz/Support"),
         .target(name: "CFuzzerDriver", path: "Fuzz/CFuzzerDriver"),
         .executableTarget(name: "fuzz-filter", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/filter"),
         .executableTarget(name: "fuzz-post", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/post"),
@@ -53,11 +60,16 @@ let package = Package(
         .executableTarget(name: "fuzz-values", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/values"),
         .executableTarget(name: "fuzz-names", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/names"),
         .executableTarget(name: "fuzz-engine", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/engine"),
+        .executableTarget(name: "fuzz-mountinfo", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/mountinfo"),
+        .executableTarget(name: "fuzz-uevent", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/uevent"),
+        .executableTarget(name: "fuzz-fanotify", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/fanotify"),
+        .executableTarget(name: "fuzz-connector", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/connector"),
 
         .testTarget(name: "WatchQueueCoreTests", dependencies: ["WatchQueueCore", "CWatchQueueABI"]),
         .testTarget(name: "WatchQueueFSTests", dependencies: ["WatchQueueFS", "WatchQueueCore", "CWatchQueueABI"]),
         .testTarget(name: "WQCatTests", dependencies: ["WQCatKit", "WatchQueueCore"]),
         .testTarget(name: "FuseBindingTests", dependencies: ["FuseBinding"]),
+        .testTarget(name: "SystemSourcesTests", dependencies: ["SystemSources", "WatchQueueCore", "CSystemRecordsABI"]),
     ],
     swiftLanguageModes: [.v6]
 )
