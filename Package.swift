@@ -24,9 +24,12 @@ let package = Package(
         .target(name: "WatchQueueCore"),
         // Beside the core: the real sources (DESIGN §6). For now the pure part: kernel
         // message decoders and the records they become (layouts: include/wqfs/records.h).
-        .target(name: "SystemSources", dependencies: ["WatchQueueCore"]),
+        .target(name: "SystemSources", dependencies: ["WatchQueueCore", "CSystemCalls"]),
+        // epoll, eventfd, netlink, fanotify and the mount syscalls, which Glibc's
+        // module does not bring (and syscall(2) is variadic).
+        .target(name: "CSystemCalls"),
         // Layer 4: the filesystem, mapping inodes and files onto the engine.
-        .target(name: "WatchQueueFS", dependencies: ["FuseBinding", "WatchQueueCore"]),
+        .target(name: "WatchQueueFS", dependencies: ["FuseBinding", "WatchQueueCore", "SystemSources"]),
         // Layer 5: the executables.
         .executableTarget(name: "wqfs", dependencies: ["WatchQueueFS"]),
         .target(name: "WQCatKit", dependencies: ["WatchQueueCore"]),

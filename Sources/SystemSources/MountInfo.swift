@@ -198,6 +198,23 @@ public struct MountTable: Equatable, Sendable {
 
     public subscript(legacyID: UInt64) -> MountInfoEntry? { entries[legacyID] }
 
+    /// Fills each entry's unique id from `map` (legacy id → unique id).
+    public mutating func setUniqueIDs(_ map: [UInt64: UInt64]) {
+        guard !map.isEmpty else { return }
+        for (legacy, unique) in map where entries[legacy] != nil { entries[legacy]?.uniqueMountID = unique }
+    }
+
+    /// The entry whose unique id is `unique`, if the table knows it.
+    public func entry(unique: UInt64) -> MountInfoEntry? {
+        entries.values.first { $0.uniqueMountID == unique }
+    }
+
+    /// The record id of the namespace's root mount (the one that is its own parent,
+    /// or whose parent is outside the table): the first line of the file.
+    public var rootRecordID: UInt64? {
+        order.first.map { reference($0).recordID }
+    }
+
     public var count: Int { order.count }
 
     /// The mount point of `entry` relative to its parent's, or its whole mount point

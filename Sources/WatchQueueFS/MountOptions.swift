@@ -1,15 +1,16 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import SystemSources
 import WatchQueueCore
 
 /// The `-o` options wqfs adds to FUSE's, and the command line's shape.
 public enum MountOptions {
     /// wqfs's own option names.
-    public static let names: Set<String> = [
+    public static let names: Set<String> = Set([
         "default_size", "max_size", "max_filters", "max_watches", "max_queues", "max_sources", "max_slots",
         "max_user_queues", "max_user_sources", "max_user_slots",
-    ]
+    ]).union(systemSourceOptions)
 
     /// Options every wqfs mount gets: the kernel checks mode bits (root's checks
     /// included), and /proc/mounts names the filesystem.
@@ -22,7 +23,7 @@ public enum MountOptions {
     public static func limits(from options: [(name: String, value: String?)]) throws(WQError) -> Limits {
         var limits = Limits()
         let given = Set(options.map(\.name))
-        for (name, value) in options {
+        for (name, value) in options where !systemSourceOptions.contains(name) {
             guard let value else { throw WQError(Glibc.EINVAL, "option \(name) needs a value (\(name)=N)") }
             let number = Int(try Grammar.number(value, in: 1...UInt64(Int32.max), what: name))
             switch name {
@@ -46,6 +47,41 @@ public enum MountOptions {
             throw WQError(Glibc.EINVAL, "default_size \(limits.defaultSize) exceeds max_size \(limits.maxSize)")
         }
         return limits
+    }
+
+    /// The options of the system sources, which `systemSources(from:)` reads.
+    static let systemSourceOptions = Set(["sources", "source_buffer", "none"] + SystemSources.names)
+
+    /// Which system sources to start and how. `sources=LIST` names them, separated
+    /// by `:` or by commas (libfuse splits `-o sources=mounts,devices` into
+    /// `sources=mounts` and `devices`, so bare source names after it continue its
+    /// list); `none` for none; all of them when not given. `source_buffer=BYTES`
+    /// sets the netlink receive buffers.
+    /// - Throws: EINVAL for an unknown source name, or a source name or `none`
+    ///   outside a `sources=` list.
+    public static func systemSources(from options: [(name: String, value: String?)]) throws(WQError) -> SystemSources.Configuration {
+        var configuration = SystemSources.Configuration()
+        var listed: Set<String>?
+        for (name, value) in options where systemSourceOptions.contains(name) {
+            switch (name, value) {
+            case ("sources", let list?):
+                listed = []
+                for item in list.split(separator: ":") where item != "none" {
+                    guard SystemSources.names.contains(String(item)) else {
+                        throw WQError(Glibc.EINVAL, "sources: \(Grammar.quoted(item)) is none of \(SystemSources.names.joined(separator: ", ")), none")
+                    }
+                    listed?.insert(String(item))
+                }
+            case ("source_buffer", let bytes?):
+                configuration.receiveBuffer = Int(try Grammar.number(bytes, in: 1...UInt64(Int32.max), what: name))
+            case (let item, nil) where listed != nil && item != "sources" && item != "source_buffer":
+                if item != "none" { listed?.insert(item) }
+            default:
+                throw WQError(Glibc.EINVAL, "option \(name) is only meaningful as sources=\(SystemSources.names.joined(separator: ",")) or sources=none")
+            }
+        }
+        if let listed { configuration.enabled = listed }
+        return configuration
     }
 
     /// Drops the device argument that `mount -t fuse.wqfs DEVICE DIR` and fstab
@@ -89,6 +125,9 @@ public enum MountOptions {
             -o max_user_queues=N, max_user_sources=N, max_user_slots=N
                                 the same per user other than root (a quarter
                                 of the mount's limit: 2500, 50000, 524288)
+            -o sources=LIST     the system sources to start: mounts, processes,
+                                devices (all by default), or none
+            -o source_buffer=N  receive buffer of the netlink sockets, bytes
             -o allow_other      let other users use the mount (needs root, or
                                 user_allow_other in /etc/fuse.conf)
         Always on: default_permissions (mode bits are enforced), fsname=wqfs.

@@ -2,7 +2,8 @@ import WatchQueueCore
 
 /// The text of `MOUNT/README`: the layout and grammars in brief.
 enum Readme {
-    static func text(limits: Limits) -> String {
+    /// `systemSources`: a line per system source, saying it runs or why not.
+    static func text(limits: Limits, systemSources: [String]) -> String {
         """
         wqfs: Linux watch queues (general notification queues) as files.
 
@@ -27,6 +28,10 @@ enum Readme {
         Writes are joined per open file: each applies the whole lines (post.bin:
         records) it completes; close applies the rest and fails if it is refused.
         After a refused write, later writes through the same open file fail too.
+
+        System sources (sources/mounts, processes, devices: real events of the
+        machine; id, type, watches, status, and a table naming what records refer to):
+        \(systemSources.isEmpty ? "none" : systemSources.joined(separator: "\n"))
 
         """
     }

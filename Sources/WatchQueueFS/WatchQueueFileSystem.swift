@@ -1,4 +1,5 @@
 import FuseBinding
+import SystemSources
 import WatchQueueCore
 #if canImport(Glibc)
 import Glibc
@@ -17,15 +18,26 @@ public final class WatchQueueFileSystem: FuseFilesystem {
     /// Owner of the fixed nodes (root, `queues/`, `sources/`, `README`, `errors`).
     let owner: Credentials
     let mountTime: Timestamp
+    /// The mount's system sources (DESIGN.md §6), if any were asked for.
+    let system: SystemSources?
 
     /// Attributes and names are never cached: queues and sources come and go, and
     /// a queue file's size is its queued bytes.
     static let cacheTimeout = 0.0
 
-    public init(engine: Engine, owner: Credentials) {
+    public init(engine: Engine, owner: Credentials, system: SystemSources? = nil) {
         self.engine = engine
         self.owner = owner
+        self.system = system
         mountTime = Timestamp.now()
+    }
+
+    /// Starts the system sources' event thread (after the server daemonized) and
+    /// logs which sources run and why the others do not.
+    public func startSystemSources() throws(WQError) {
+        guard let system else { return }
+        for line in system.report { Log.write("system source " + line) }
+        try system.start { [weak self] wakeups in self?.deliver(wakeups) }
     }
 
     public func initialize(connection: inout ConnectionSettings, notifier: FuseNotifier) {
@@ -37,6 +49,7 @@ public final class WatchQueueFileSystem: FuseFilesystem {
     /// Answers every parked read with end of file and notifies every poller; for
     /// unmount, while the channel is still open.
     public func shutdown() {
+        system?.stop()
         deliver(engine.shutdown())
     }
 
@@ -98,7 +111,7 @@ public final class WatchQueueFileSystem: FuseFilesystem {
         case .sourcesDirectory?:
             return engine.source(named: name).map { .source($0, .directory) }
         case .source(let source, .directory)?:
-            guard let file = SourceFile.allCases.first(where: { $0 != .directory && $0.name == name }),
+            guard let file = files(of: source).first(where: { $0.name == name }),
                   engine.metadata(of: source, file: .directory) != nil else { return nil }
             return .source(source, file)
         default:
@@ -178,6 +191,12 @@ public final class WatchQueueFileSystem: FuseFilesystem {
         _ = request.reply(directoryEntries: entries, size: size, offset: offset)
     }
 
+    /// The files in a source's directory.
+    func files(of source: SourceID) -> [SourceFile] {
+        guard engine.isSystemSource(source) else { return SourceFile.userFiles }
+        return system?.hasTable(source) == true ? SourceFile.systemFiles : SourceFile.systemFiles.filter { $0 != .table }
+    }
+
     /// The entries of a directory, `.` and `..` first; nil when `node` is not one.
     private func listing(of node: Node) -> [DirectoryEntry]? {
         var entries = [DirectoryEntry(name: ".", inode: node.inode, mode: S_IFDIR),
@@ -199,7 +218,7 @@ public final class WatchQueueFileSystem: FuseFilesystem {
                 entries.append(DirectoryEntry(name: name, inode: Node.source(source, .directory).inode, mode: S_IFDIR))
             }
         case .source(let source, .directory):
-            for file in SourceFile.allCases where file != .directory {
+            for file in files(of: source) {
                 entries.append(DirectoryEntry(name: file.name, inode: Node.source(source, file).inode, mode: S_IFREG))
             }
         default:
@@ -507,7 +526,7 @@ public final class WatchQueueFileSystem: FuseFilesystem {
     func content(of node: Node) -> [UInt8]? {
         let text: String?
         switch node {
-        case .readme: text = Readme.text(limits: engine.limits)
+        case .readme: text = Readme.text(limits: engine.limits, systemSources: system?.report ?? [])
         case .errors: text = errors.text
         case .queue(let queue, .size): text = (try? engine.size(of: queue)).map { "\($0)\n" }
         case .queue(let queue, .filter): text = (try? engine.filter(of: queue)).map(Grammar.format(filter:))
@@ -515,6 +534,8 @@ public final class WatchQueueFileSystem: FuseFilesystem {
         case .source(let source, .id): text = (try? engine.objectID(of: source)).map { "\($0)\n" }
         case .source(let source, .type): text = (try? engine.type(of: source)).map { "\($0)\n" }
         case .source(let source, .watches): text = try? engine.watchesText(of: source)
+        case .source(let source, .status): text = system?.status(of: source)
+        case .source(let source, .table): text = system?.table(of: source)
         default: text = ""
         }
         return text.map { Array($0.utf8) }

@@ -1,6 +1,7 @@
 // wqfs: mount watch queues as a FUSE filesystem. The work is in WatchQueueFS; this
 // file only strings the command line, the session and the teardown together.
 import FuseBinding
+import SystemSources
 import WatchQueueCore
 import WatchQueueFS
 #if canImport(Glibc)
@@ -22,9 +23,12 @@ func fail(_ message: String) -> Never {
 func serve() -> Never {
     var arguments = FuseArguments(MountOptions.droppingMountHelperDevice(CommandLine.arguments))
     let limits: Limits
+    let sources: SystemSources.Configuration
     let command: CommandLineOptions
     do {
-        limits = try MountOptions.limits(from: arguments.extractOptions(named: MountOptions.names))
+        let options = try arguments.extractOptions(named: MountOptions.names)
+        limits = try MountOptions.limits(from: options)
+        sources = try MountOptions.systemSources(from: options)
         command = try arguments.parseCommandLine()
     } catch let error as WQError {
         fail(error.reason)
@@ -49,14 +53,17 @@ func serve() -> Never {
         do { try arguments.append(option) } catch { fail("\(error)") }
     }
 
-    let filesystem = WatchQueueFileSystem(engine: Engine(limits: limits),
-                                          owner: Credentials(uid: getuid(), gid: getgid()))
+    let engine = Engine(limits: limits, reservedSourceNames: Set(SystemSources.names))
+    let system = SystemSources(engine: engine, configuration: sources)
+    let filesystem = WatchQueueFileSystem(engine: engine, owner: Credentials(uid: getuid(), gid: getgid()), system: system)
     let outcome: LoopOutcome
     do {
         let session = try FuseSession(arguments: arguments, filesystem: filesystem)
         try session.mount(at: mountpoint)
         try FuseSession.daemonize(foreground: command.foreground || command.debug)
         try session.installSignalHandlers()
+        // After daemonizing: a thread does not survive the fork.
+        try filesystem.startSystemSources()
         outcome = session.run(multiThreaded: !command.singleThreaded,
                               maxIdleThreads: command.maxIdleThreads ?? 4,
                               maxThreads: command.maxThreads)

@@ -1,0 +1,106 @@
+import CSystemCalls
+import WatchQueueCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `sources/devices`: kernel uevents (`NETLINK_KOBJECT_UEVENT`, group 1), which any
+/// user may read. Only datagrams from port 0, the kernel, are trusted: any process
+/// may send to the group. The side file keeps the full properties of recent events,
+/// since a record has room only for the action, numbers, subsystem and devpath.
+final class DevicesMechanism: Mechanism, @unchecked Sendable {
+    let name = "devices"
+    let type = SystemNotificationType.device
+    private let receiveBuffer: Int
+    /// Event-thread state.
+    private var socket: Int32 = -1
+    private var buffer = [UInt8](repeating: 0, count: 8192)
+    private let counters = Locked(MechanismCounters())
+    /// The most recent events, oldest first, for the side file.
+    private let recent = Locked<[Uevent]>([])
+
+    /// How many events the side file keeps.
+    static let kept = 64
+    private static let netlinkKobjectUevent: Int32 = 15
+
+    init(receiveBuffer: Int) { self.receiveBuffer = receiveBuffer }
+
+    func probe() -> String? {
+        let fd = wq_netlink_open(Self.netlinkKobjectUevent, 1, 0)
+        guard fd >= 0 else { return describe(errno: errno, "socket(NETLINK_KOBJECT_UEVENT)") }
+        close(fd)
+        return nil
+    }
+
+    func adjust(to demand: SourceDemand, sink: RecordSink) -> [Descriptor] {
+        if demand.watches == 0 {
+            if socket >= 0 { close(socket) }
+            socket = -1
+            counters.withLock { $0.open = false }
+            return []
+        }
+        if socket < 0 {
+            socket = wq_netlink_open(Self.netlinkKobjectUevent, 1, Int32(clamping: receiveBuffer))
+            let reason = socket < 0 ? describe(errno: errno, "socket(NETLINK_KOBJECT_UEVENT)") : nil
+            counters.withLock { $0.open = reason == nil; $0.lastError = reason ?? $0.lastError }
+        }
+        return socket >= 0 ? [Descriptor(fd: socket, events: EPOLLIN.rawValue)] : []
+    }
+
+    func ready(_ fd: Int32, events: UInt32, sink: RecordSink) {
+        var read: UInt64 = 0, ignored: UInt64 = 0, lost: UInt64 = 0
+        var seen: [Uevent] = []
+        while true {
+            var sender: UInt32 = 0
+            let n = buffer.withUnsafeMutableBytes { wq_netlink_receive(fd, $0.baseAddress, $0.count, &sender) }
+            if n < 0 {
+                if errno == ENOBUFS {
+                    lost += 1
+                    sink.loss()
+                    continue
+                }
+                break
+            }
+            guard sender == 0, n <= buffer.count else {
+                ignored += 1
+                continue
+            }
+            read += 1
+            guard let event = buffer.withUnsafeBytes({ try? Uevent(decoding: UnsafeRawBufferPointer(rebasing: $0[..<n])) }) else {
+                ignored += 1
+                continue
+            }
+            let notification = event.notification
+            sink.append(maxLength: DeviceNotification.maxLength) { notification.encode(into: $0) }
+            seen.append(event)
+        }
+        if !seen.isEmpty {
+            recent.withLock { list in
+                list.append(contentsOf: seen.suffix(Self.kept))
+                if list.count > Self.kept { list.removeFirst(list.count - Self.kept) }
+            }
+        }
+        let posted = sink.posted
+        counters.withLock {
+            $0.events += read
+            $0.ignored += ignored
+            $0.overflows += lost
+            $0.records = posted
+        }
+    }
+
+    var hasTable: Bool { true }
+
+    var status: String { counters.withLock { $0 }.text(mechanism: "uevent") }
+
+    /// Per recent event, oldest first: `seqnum N ACTION DEVPATH (SUBSYSTEM)`, then
+    /// each property as `  KEY=VALUE`, then a blank line.
+    var table: String? {
+        recent.withLock { $0 }.map { event in
+            let header = "seqnum \(event.seqnum) \(event.action.word) \(text(event.devpath)) (\(text(event.subsystem)))\n"
+            return header + event.properties.map { "  \(text($0.key))=\(text($0.value))\n" }.joined() + "\n"
+        }.joined()
+    }
+
+    private func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
+}

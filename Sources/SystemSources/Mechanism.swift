@@ -1,0 +1,117 @@
+import WatchQueueCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A descriptor a mechanism wants the event thread to wait on, and for what
+/// (`EPOLLIN`, `EPOLLPRI`…).
+struct Descriptor: Equatable {
+    let fd: Int32
+    let events: UInt32
+}
+
+/// One kernel mechanism behind one system source (DESIGN.md §6).
+///
+/// `adjust` and `ready` run on the event thread only, so a mechanism's kernel
+/// state needs no lock; `status` and `table` are read by FUSE threads and come from
+/// state each mechanism keeps behind a lock of its own.
+protocol Mechanism: AnyObject, Sendable {
+    /// The source's name under `sources/`.
+    var name: String { get }
+    /// The type its records carry.
+    var type: UInt32 { get }
+    /// Why the mechanism cannot work here, or nil; tried once, at mount.
+    func probe() -> String?
+    /// Opens, re-subscribes or closes the kernel side for what the watchers now
+    /// want (no watches: everything closed) and returns the descriptors to wait on.
+    func adjust(to demand: SourceDemand, sink: RecordSink) -> [Descriptor]
+    /// Reads everything `fd` has ready and posts what it means.
+    func ready(_ fd: Int32, events: UInt32, sink: RecordSink)
+    /// The `status` file: `key value` lines.
+    var status: String { get }
+    /// Whether the source has a side file naming what its records refer to.
+    var hasTable: Bool { get }
+    /// The side file's text; nil when the source has none.
+    var table: String? { get }
+}
+
+/// Counts every mechanism keeps for its `status` file.
+struct MechanismCounters {
+    /// Kernel messages or events read.
+    var events: UInt64 = 0
+    /// Records posted.
+    var records: UInt64 = 0
+    /// Times the kernel dropped events before they were read (each a loss record).
+    var overflows: UInt64 = 0
+    /// Times the state was read again after a loss.
+    var resyncs: UInt64 = 0
+    /// Messages refused: not from the kernel, or not decodable.
+    var ignored: UInt64 = 0
+    /// Whether the kernel side is open (some queue watches).
+    var open = false
+    /// The last error a kernel call gave, if any.
+    var lastError: String?
+    /// Lines of the mechanism's own, after the common ones.
+    var details: [(String, String)] = []
+
+    /// The `status` text.
+    func text(mechanism: String) -> String {
+        var lines = [("mechanism", mechanism), ("state", open ? "watching" : "idle"),
+                     ("events", "\(events)"), ("records", "\(records)"), ("lost", "\(overflows)"),
+                     ("resyncs", "\(resyncs)"), ("ignored", "\(ignored)")] + details
+        if let lastError { lines.append(("error", lastError)) }
+        return lines.map { "\($0.0) \($0.1)\n" }.joined()
+    }
+}
+
+/// Collects the records one wake-up of a mechanism makes and posts them together:
+/// one engine call per batch into a buffer made once, so a record costs no
+/// allocation. Used on the event thread only.
+final class RecordSink {
+    let engine: Engine
+    let source: SourceID
+    private let deliver: @Sendable (Wakeups) -> Void
+    private let buffer: UnsafeMutableRawBufferPointer
+    private var used = 0, count = 0
+    /// Records posted through this sink, for `status`.
+    private(set) var posted: UInt64 = 0
+
+    init(engine: Engine, source: SourceID, deliver: @escaping @Sendable (Wakeups) -> Void) {
+        self.engine = engine
+        self.source = source
+        self.deliver = deliver
+        buffer = .allocate(byteCount: 64 * 1024, alignment: 8)
+    }
+
+    deinit { buffer.deallocate() }
+
+    /// Adds one record of at most `length` bytes, written by `encode` (which returns
+    /// the bytes it wrote).
+    func append(maxLength length: Int, _ encode: (UnsafeMutableRawBufferPointer) -> Int) {
+        if used + length > buffer.count { flush() }
+        used += encode(UnsafeMutableRawBufferPointer(rebasing: buffer[used..<(used + length)]))
+        count += 1
+    }
+
+    /// Posts what was collected.
+    func flush() {
+        guard count > 0 else { return }
+        let wakeups = engine.postSystem(UnsafeRawBufferPointer(rebasing: buffer[..<used]), count: count, to: source)
+        posted += UInt64(count)
+        used = 0
+        count = 0
+        deliver(wakeups)
+    }
+
+    /// The kernel lost events: what was collected goes first, then every watching
+    /// queue gets a loss record.
+    func loss() {
+        flush()
+        deliver(engine.reportLoss(on: source))
+    }
+}
+
+/// `strerror`-style text for an errno, with its name when the core knows it.
+func describe(errno code: Int32, _ call: String) -> String {
+    "\(call): \(String(cString: strerror(code))) (\(WQError.errnoName(code)))"
+}

@@ -1,0 +1,278 @@
+import CSystemCalls
+import WatchQueueCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `sources/mounts`: the mount table of wqfs's mount namespace as MOUNT records.
+///
+/// New mounts, unmounts and moves come from fanotify's mount-namespace events
+/// (Linux 6.15+, root), one per mount and per propagated copy, in the order they
+/// happened; read-only and other attribute changes, which fanotify does not report,
+/// from `POLLPRI` on `/proc/self/mountinfo` and a diff of the table. Where fanotify
+/// cannot be had (an older kernel, not root) the diff alone reports everything. Ids
+/// are the kernel's 64-bit unique mount ids (statmount/listmount, 6.8+), or
+/// mountinfo's reused ids where those calls are missing.
+final class MountsMechanism: Mechanism, @unchecked Sendable {
+    let name = "mounts"
+    let type = SystemNotificationType.mount
+
+    /// Event-thread state: the open descriptors and the table as last read.
+    private var fanotify: Int32 = -1
+    private var mountinfo: Int32 = -1
+    private var current = MountTable()
+    private var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+
+    /// What FUSE threads read.
+    private struct Shared {
+        var counters = MechanismCounters()
+        /// The table as last read, and the mounts gone since (newest last), for the
+        /// side file.
+        var table = MountTable()
+        var gone: [MountInfoEntry] = []
+    }
+    private let shared = Locked(Shared())
+
+    /// How many gone mounts the side file keeps, so an unmount can still be named.
+    static let keptGone = 64
+
+    // fanotify_init and fanotify_mark flags (newer than this machine's headers).
+    private static let classNotify: UInt32 = 0, closeOnExec: UInt32 = 0x1, nonBlocking: UInt32 = 0x2
+    private static let markAdd: UInt32 = 0x1
+
+    func probe() -> String? {
+        // Reading the table is the least this source needs; fanotify is tried when a
+        // queue first watches, and its absence only narrows what is seen.
+        mountinfoText() == nil ? describe(errno: errno, "open /proc/self/mountinfo") : nil
+    }
+
+    func adjust(to demand: SourceDemand, sink: RecordSink) -> [Descriptor] {
+        guard demand.watches > 0 else {
+            closeAll()
+            shared.withLock { $0.counters.open = false }
+            return []
+        }
+        if mountinfo < 0 {
+            mountinfo = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC)
+            if let table = scan() { current = table }
+            fanotify = openFanotify()
+            let via = fanotify >= 0 ? "fanotify+mountinfo" : "mountinfo"
+            shared.withLock {
+                $0.counters.open = mountinfo >= 0
+                $0.table = current
+                $0.counters.details = [("via", via), ("mounts", "\(current.count)")]
+            }
+        }
+        var descriptors: [Descriptor] = []
+        if mountinfo >= 0 { descriptors.append(Descriptor(fd: mountinfo, events: EPOLLPRI.rawValue | EPOLLERR.rawValue)) }
+        if fanotify >= 0 { descriptors.append(Descriptor(fd: fanotify, events: EPOLLIN.rawValue)) }
+        return descriptors
+    }
+
+    func ready(_ fd: Int32, events: UInt32, sink: RecordSink) {
+        if fd == fanotify {
+            readFanotify(sink: sink)
+        } else {
+            // The table changed: with fanotify only what it cannot see is posted.
+            guard let table = scan() else { return }
+            post(current.changes(to: table), attributesOnly: fanotify >= 0, sink: sink)
+            replace(with: table)
+            shared.withLock { $0.counters.events += 1 }
+        }
+        let posted = sink.posted
+        shared.withLock { $0.counters.records = posted }
+    }
+
+    var hasTable: Bool { true }
+
+    var status: String { shared.withLock { $0.counters }.text(mechanism: "mounts") }
+
+    /// Every mount the source knows, one per line: `ID PARENT MOUNT_POINT FS_TYPE
+    /// SOURCE OPTIONS`, with mountinfo's escapes (so spaces never split a field);
+    /// mounts gone lately follow, with `gone` at the end of the line.
+    var table: String? {
+        let (table, gone) = shared.withLock { ($0.table, $0.gone) }
+        func line(_ entry: MountInfoEntry, parent: UInt64, suffix: String) -> String {
+            let id = entry.uniqueMountID ?? entry.legacyMountID
+            let fields = [entry.mountPoint, entry.fsType, entry.source, entry.mountOptions]
+                .map { String(decoding: MountInfoEntry.escape($0), as: UTF8.self) }
+            return "\(id) \(parent) " + fields.joined(separator: " ") + suffix + "\n"
+        }
+        let present = table.order.compactMap { table[$0] }.map { entry in
+            line(entry, parent: table.reference(entry.legacyParentID).recordID, suffix: "")
+        }
+        return (present + gone.map { line($0, parent: $0.legacyParentID, suffix: " gone") }).joined()
+    }
+
+    // MARK: reading the kernel
+
+    private func openFanotify() -> Int32 {
+        let fd = wq_fanotify_init(Self.classNotify | Self.closeOnExec | Self.nonBlocking | Fanotify.reportMount, UInt32(O_RDONLY))
+        guard fd >= 0 else {
+            let reason = describe(errno: errno, "fanotify_init(FAN_REPORT_MNT)")
+            shared.withLock { $0.counters.lastError = reason }
+            return -1
+        }
+        let namespace = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC)
+        defer { if namespace >= 0 { close(namespace) } }
+        guard namespace >= 0,
+              wq_fanotify_mark(fd, Self.markAdd | Fanotify.markMountNamespace, Fanotify.mountAttach | Fanotify.mountDetach,
+                               namespace, nil) == 0 else {
+            let reason = describe(errno: errno, "fanotify_mark(FAN_MARK_MNTNS)")
+            close(fd)
+            shared.withLock { $0.counters.lastError = reason }
+            return -1
+        }
+        return fd
+    }
+
+    private func readFanotify(sink: RecordSink) {
+        var events: [Fanotify.Event] = []
+        var ignored: UInt64 = 0
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fanotify, $0.baseAddress, $0.count) }
+            guard n > 0 else { break }
+            let decoded = buffer.withUnsafeBytes { bytes in
+                Result { () throws(DecodeError) in try Fanotify.decode(UnsafeRawBufferPointer(rebasing: bytes[..<n])) }
+            }
+            switch decoded {
+            case .success(let batch): events += batch
+            case .failure: ignored += 1
+            }
+        }
+        guard !events.isEmpty else { return }
+        // One new reading of the table names every mount the events are about.
+        let table = scan() ?? current
+        var overflowed = false
+        for event in events {
+            switch event.kind {
+            case .attach:
+                let entry = table.entry(unique: event.mountID)
+                let parent = entry.map { table.reference($0.legacyParentID).recordID } ?? 0
+                post(MountNotification(.newMount, flags: flags(parent: parent, in: table), triggeredOn: parent,
+                                       auxiliaryMount: event.mountID), sink: sink)
+            case .detach:
+                let entry = current.entry(unique: event.mountID) ?? shared.withLock { $0.gone.last { $0.uniqueMountID == event.mountID } }
+                let parent = entry.map { current.reference($0.legacyParentID).recordID } ?? 0
+                post(MountNotification(.unmount, flags: flags(parent: parent, in: current), triggeredOn: parent,
+                                       auxiliaryMount: event.mountID), sink: sink)
+            case .move:
+                let from = current.entry(unique: event.mountID).map { current.reference($0.legacyParentID).recordID } ?? 0
+                let to = table.entry(unique: event.mountID).map { table.reference($0.legacyParentID).recordID } ?? 0
+                post(MountNotification(.moveFrom, flags: flags(parent: from, in: current), triggeredOn: from,
+                                       auxiliaryMount: event.mountID), sink: sink)
+                post(MountNotification(.moveTo, flags: flags(parent: to, in: table), triggeredOn: to,
+                                       auxiliaryMount: event.mountID), sink: sink)
+            case .overflow:
+                overflowed = true
+            }
+        }
+        if overflowed {
+            // Events were lost: say so, then post what the table shows changed.
+            sink.loss()
+            post(current.changes(to: table), attributesOnly: false, sink: sink)
+            shared.withLock { $0.counters.overflows += 1; $0.counters.resyncs += 1 }
+        } else {
+            post(current.changes(to: table), attributesOnly: true, sink: sink)
+        }
+        replace(with: table)
+        let count = UInt64(events.count)
+        shared.withLock { $0.counters.events += count; $0.counters.ignored += ignored }
+    }
+
+    /// In-subtree (flag 16): the change is below the namespace's root mount, as it
+    /// is for every mount but the root itself.
+    private func flags(parent: UInt64, in table: MountTable) -> MountFlags {
+        parent == table.rootRecordID ? [] : .inSubtree
+    }
+
+    private func post(_ changes: [MountChange], attributesOnly: Bool, sink: RecordSink) {
+        for change in changes where !attributesOnly || change.subtype == .readOnly || change.subtype == .setattr {
+            post(change.notification, sink: sink)
+        }
+    }
+
+    private func post(_ notification: MountNotification, sink: RecordSink) {
+        sink.append(maxLength: MountNotification.length) { notification.encode(into: $0) }
+    }
+
+    /// Makes `table` the current one; mounts it no longer has join the gone list.
+    private func replace(with table: MountTable) {
+        let gone = current.order.compactMap { id in table[id] == nil ? current[id] : nil }
+        current = table
+        let count = table.count
+        shared.withLock { state in
+            state.table = table
+            state.gone.append(contentsOf: gone)
+            if state.gone.count > Self.keptGone { state.gone.removeFirst(state.gone.count - Self.keptGone) }
+            if let index = state.counters.details.firstIndex(where: { $0.0 == "mounts" }) {
+                state.counters.details[index].1 = "\(count)"
+            }
+        }
+    }
+
+    /// The table now: mountinfo, with each mount's unique id from statmount where
+    /// the kernel has it.
+    private func scan() -> MountTable? {
+        guard let text = mountinfoText(), var table = try? MountTable(parsing: text) else { return nil }
+        table.setUniqueIDs(Self.uniqueIDs())
+        return table
+    }
+
+    private func mountinfoText() -> [UInt8]? {
+        let fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var text: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            guard n > 0 else { return n == 0 ? text : nil }
+            text += chunk.prefix(n)
+        }
+    }
+
+    /// Legacy id → unique id of every mount of the namespace (listmount, then
+    /// statmount of each); empty where the kernel lacks them (before 6.8).
+    static func uniqueIDs() -> [UInt64: UInt64] {
+        var ids = [UInt64](repeating: 0, count: 512)
+        var map: [UInt64: UInt64] = [:]
+        var after: UInt64 = 0
+        var buffer = [UInt8](repeating: 0, count: StatMount.basicLength)
+        while true {
+            let n = ids.withUnsafeMutableBufferPointer { wq_listmount(after, $0.baseAddress, $0.count) }
+            guard n > 0 else { return map }
+            for id in ids.prefix(Int(n)) {
+                let rc = buffer.withUnsafeMutableBytes { wq_statmount(id, StatMount.basic, $0.baseAddress, $0.count) }
+                if rc == 0, let legacy = buffer.withUnsafeBytes({ StatMount.legacyID(in: $0) }) { map[UInt64(legacy)] = id }
+            }
+            guard n == ids.count, let last = ids.last else { return map }
+            after = last
+        }
+    }
+
+    private func closeAll() {
+        if fanotify >= 0 { close(fanotify) }
+        if mountinfo >= 0 { close(mountinfo) }
+        fanotify = -1
+        mountinfo = -1
+    }
+}
+
+/// The fixed part of `struct statmount` that the mounts source reads (the kernel's
+/// `include/uapi/linux/mount.h`): enough to map a unique id to mountinfo's id.
+enum StatMount {
+    /// `STATMOUNT_MNT_BASIC`: mnt_id, mnt_parent_id, the old ids, attributes.
+    static let basic: UInt64 = 0x2
+    /// Room for the struct, whatever its size in this kernel (no strings are asked for).
+    static let basicLength = 4096
+    private static let maskOffset = 8, legacyIDOffset = 56
+
+    /// `mnt_id_old` of a filled buffer, when the kernel says it wrote it.
+    static func legacyID(in buffer: UnsafeRawBufferPointer) -> UInt32? {
+        guard buffer.count >= legacyIDOffset + 4 else { return nil }
+        let mask = UInt64(littleEndian: buffer.loadUnaligned(fromByteOffset: maskOffset, as: UInt64.self))
+        guard mask & basic != 0 else { return nil }
+        return UInt32(littleEndian: buffer.loadUnaligned(fromByteOffset: legacyIDOffset, as: UInt32.self))
+    }
+}

@@ -1,0 +1,213 @@
+import CSystemCalls
+import WatchQueueCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The system sources of one mount (DESIGN.md §6): `sources/mounts`,
+/// `sources/processes` and `sources/devices`, each fed by a kernel mechanism.
+///
+/// At mount each chosen mechanism is tried once; one that works gets its source,
+/// one that does not is left out and the reason kept for the mount's README and
+/// the log. The mechanisms run on one event thread of their own, which sleeps in
+/// `epoll_wait` with no timeout: a mechanism is opened when the first queue watches
+/// its source and closed when the last watch goes, so an idle mount costs nothing.
+public final class SystemSources: @unchecked Sendable {
+    /// What `-o sources=` and `-o source_buffer=` say.
+    public struct Configuration: Sendable, Equatable {
+        /// The sources to start, of ``SystemSources/names``.
+        public var enabled: Set<String>
+        /// The receive buffer of the netlink sockets in bytes (0: the kernel's
+        /// default): small values make overflow easy to provoke in tests.
+        public var receiveBuffer: Int
+
+        public init(enabled: Set<String> = Set(SystemSources.names), receiveBuffer: Int = 0) {
+            self.enabled = enabled
+            self.receiveBuffer = receiveBuffer
+        }
+    }
+
+    /// The reserved names, in the order their sources are made.
+    public static let names = ["mounts", "processes", "devices"]
+
+    /// One line per known source for the mount's README: running, or why not.
+    public let report: [String]
+
+    private let engine: Engine
+    /// The sources that started, with their mechanisms (fixed after init).
+    private let started: [(source: SourceID, mechanism: any Mechanism)]
+    private let epoll: Int32
+    private let wake: Int32
+    /// Work for the event thread from other threads.
+    private let pending = Locked<(sources: Set<SourceID>, stop: Bool)>(([], false))
+    private let thread = Locked<pthread_t?>(nil)
+
+    /// Probes the configured mechanisms and makes the sources of those that work.
+    public init(engine: Engine, configuration: Configuration) {
+        self.engine = engine
+        var report: [String] = []
+        var started: [(SourceID, any Mechanism)] = []
+        let all: [any Mechanism] = [
+            MountsMechanism(), ProcessesMechanism(receiveBuffer: configuration.receiveBuffer),
+            DevicesMechanism(receiveBuffer: configuration.receiveBuffer),
+        ]
+        for mechanism in all {
+            guard configuration.enabled.contains(mechanism.name) else {
+                report.append("\(mechanism.name): off (-o sources=)")
+                continue
+            }
+            if let reason = mechanism.probe() {
+                report.append("\(mechanism.name): absent: \(reason)")
+                continue
+            }
+            do {
+                // The source's object id is its type: one source per type, and no
+                // clash with users' ids, which count up from 1.
+                let source = try engine.createSystemSource(named: mechanism.name, type: mechanism.type,
+                                                           objectID: UInt64(mechanism.type) << 32)
+                started.append((source, mechanism))
+                report.append("\(mechanism.name): ready, type \(mechanism.type); opened while watched (its status says how)")
+            } catch {
+                report.append("\(mechanism.name): absent: \(error.reason)")
+            }
+        }
+        self.report = report
+        self.started = started
+        epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
+        wake = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
+    }
+
+    deinit {
+        close(epoll)
+        close(wake)
+    }
+
+    /// Starts the event thread; `deliver` answers what the posts made due (parked
+    /// reads, polls). Nothing to do when no source started.
+    public func start(deliver: @escaping @Sendable (Wakeups) -> Void) throws(WQError) {
+        guard !started.isEmpty else { return }
+        guard epoll >= 0, wake >= 0 else { throw WQError(errno, describe(errno: errno, "epoll_create1/eventfd")) }
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue
+        event.data.fd = wake
+        guard epoll_ctl(epoll, EPOLL_CTL_ADD, wake, &event) == 0 else { throw WQError(errno, describe(errno: errno, "epoll_ctl")) }
+        engine.onDemandChange { [weak self] source in self?.demandChanged(source) }
+        let context = Unmanaged.passRetained(LoopContext(sources: self, deliver: deliver)).toOpaque()
+        var handle = pthread_t()
+        let rc = pthread_create(&handle, nil, { raw in
+            guard let raw else { return nil }
+            let context = Unmanaged<LoopContext>.fromOpaque(raw).takeRetainedValue()
+            context.sources.run(deliver: context.deliver)
+            return nil
+        }, context)
+        guard rc == 0 else {
+            Unmanaged<LoopContext>.fromOpaque(context).release()
+            throw WQError(rc, describe(errno: rc, "pthread_create"))
+        }
+        thread.withLock { $0 = handle }
+    }
+
+    /// Stops the event thread and closes every mechanism; for unmount.
+    public func stop() {
+        pending.withLock { $0.stop = true }
+        signal()
+        if let handle = thread.withLock({ value -> pthread_t? in defer { value = nil }; return value }) {
+            pthread_join(handle, nil)
+        }
+    }
+
+    /// The `status` text of a system source; nil for any other source.
+    public func status(of source: SourceID) -> String? {
+        mechanism(of: source)?.status
+    }
+
+    /// Whether a system source has a side file.
+    public func hasTable(_ source: SourceID) -> Bool {
+        mechanism(of: source)?.hasTable ?? false
+    }
+
+    /// The side file of a system source; nil when it has none.
+    public func table(of source: SourceID) -> String? {
+        mechanism(of: source)?.table
+    }
+
+    private func mechanism(of source: SourceID) -> (any Mechanism)? {
+        started.first { $0.source == source }?.mechanism
+    }
+
+    // MARK: the event thread
+
+    private final class LoopContext {
+        let sources: SystemSources
+        let deliver: @Sendable (Wakeups) -> Void
+        init(sources: SystemSources, deliver: @escaping @Sendable (Wakeups) -> Void) {
+            self.sources = sources
+            self.deliver = deliver
+        }
+    }
+
+    /// From any thread: the source's demand may have changed.
+    private func demandChanged(_ source: SourceID) {
+        guard started.contains(where: { $0.source == source }) else { return }
+        pending.withLock { _ = $0.sources.insert(source) }
+        signal()
+    }
+
+    private func signal() {
+        var one: UInt64 = 1
+        _ = write(wake, &one, 8)
+    }
+
+    private func run(deliver: @escaping @Sendable (Wakeups) -> Void) {
+        let sinks = started.map { RecordSink(engine: engine, source: $0.source, deliver: deliver) }
+        var waiting: [[Descriptor]] = Array(repeating: [], count: started.count)
+        var owners: [Int32: Int] = [:]
+        var events = [epoll_event](repeating: epoll_event(), count: 32)
+        // Watches made before the thread started are demand too.
+        pending.withLock { $0.sources.formUnion(started.map(\.source)) }
+        signal()
+        while true {
+            let n = epoll_wait(epoll, &events, Int32(events.count), -1)
+            if n < 0 {
+                if errno == EINTR { continue }
+                break
+            }
+            for event in events.prefix(Int(n)) {
+                let fd = event.data.fd
+                if fd == wake {
+                    var count: UInt64 = 0
+                    _ = read(wake, &count, 8)
+                    let work = pending.withLock { state -> (Set<SourceID>, Bool) in
+                        defer { state.sources = [] }
+                        return (state.sources, state.stop)
+                    }
+                    if work.1 {
+                        for (index, entry) in started.enumerated() {
+                            _ = entry.mechanism.adjust(to: SourceDemand(watches: 0, subtypes: SubtypeSet()), sink: sinks[index])
+                        }
+                        return
+                    }
+                    for (index, entry) in started.enumerated() where work.0.contains(entry.source) {
+                        let demand = engine.demand(of: entry.source) ?? SourceDemand(watches: 0, subtypes: SubtypeSet())
+                        let now = entry.mechanism.adjust(to: demand, sink: sinks[index])
+                        for old in waiting[index] {
+                            _ = epoll_ctl(epoll, EPOLL_CTL_DEL, old.fd, nil)
+                            owners[old.fd] = nil
+                        }
+                        for new in now {
+                            var registration = epoll_event()
+                            registration.events = new.events
+                            registration.data.fd = new.fd
+                            _ = epoll_ctl(epoll, EPOLL_CTL_ADD, new.fd, &registration)
+                            owners[new.fd] = index
+                        }
+                        waiting[index] = now
+                    }
+                } else if let index = owners[fd] {
+                    started[index].mechanism.ready(fd, events: event.events, sink: sinks[index])
+                    sinks[index].flush()
+                }
+            }
+        }
+    }
+}
