@@ -46,7 +46,8 @@ let package = Package(
                 cSettings: [.headerSearchPath("../../include")]),
 
         // The C client the mount tests drive the queue files with (ioctl, poll, EINTR).
-        .executableTarget(name: "wqtestclient", path: "Tests/TestClient"),
+        .executableTarget(name: "wqtestclient", path: "Tests/TestClient",
+                          cSettings: [.headerSearchPath("../../include")]),
 
         // The benchmark (issue 5): swift run -c release wqfs-bench [--quick] [--json].
         .executableTarget(name: "wqfs-bench", dependencies: ["WatchQueueCore"], path: "Benchmarks/wqfs-bench"),

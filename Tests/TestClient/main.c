@@ -22,6 +22,10 @@
 /* <linux/watch_queue.h> pulls in <linux/fcntl.h>, which clashes with glibc's. */
 #define _LINUX_FCNTL_H
 #include <linux/watch_queue.h>
+#include <linux/netlink.h>
+#include <sys/socket.h>
+/* The system sources' layouts, as a C reader of a wqfs mount includes them. */
+#include "wqfs/records.h"
 
 static const char *errname(int e) {
     switch (e) {
@@ -78,6 +82,8 @@ static int usage(void) {
         "       wqtestclient write PATH\n"
         "       wqtestclient put PATH [append]   (stdin in one write)\n"
         "       wqtestclient split PATH BYTES    (stdin in BYTES-sized writes, then close)\n"
+        "       wqtestclient records PATH        (drain; one line per record, by records.h)\n"
+        "       wqtestclient fake-uevent         (a uevent sent from user space)\n"
         "       wqtestclient expect-removal PATH WATCHID OBJID\n"
         "       wqtestclient post-seq POSTBIN TYPE FIRST COUNT BATCH\n"
         "       wqtestclient reader PATH BUFSIZE STOPFILE\n");
@@ -253,6 +259,85 @@ static int cmd_split(int argc, char **argv) {
     return 0;
 }
 
+/* records PATH: reads everything queued (O_NONBLOCK until EAGAIN) and prints one
+ * line per record, read through <linux/watch_queue.h> and "wqfs/records.h":
+ *   loss | removal ID | mount SUBTYPE FLAGS TRIGGERED_ON AUX
+ *   process SUBTYPE FLAGS PID TGID [fields of the subtype]
+ *   device SUBTYPE FLAGS SEQNUM MAJOR MINOR SUBSYSTEM DEVPATH | other TYPE SUBTYPE LEN
+ * A record whose length is not its layout's prints "badlength TYPE SUBTYPE LEN". */
+static int cmd_records(int argc, char **argv) {
+    if (argc < 3) return usage();
+    int fd = open_or_report(argv[2], O_RDONLY | O_NONBLOCK);
+    static unsigned char buf[1 << 16];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) {
+        for (ssize_t at = 0; at + (ssize_t)sizeof(struct watch_notification) <= n;) {
+            const struct watch_notification *w = (const void *)(buf + at);
+            unsigned len = w->info & WATCH_INFO_LENGTH, type = w->type, sub = w->subtype;
+            unsigned flags = w->info & WATCH_INFO_TYPE_INFO;
+            if (len < sizeof *w || at + len > (size_t)n) { printf("truncated\n"); break; }
+            const void *r = buf + at;
+            at += len;
+            if (type == WATCH_TYPE_META && sub == WATCH_META_LOSS_NOTIFICATION) { printf("loss\n"); continue; }
+            if (type == WATCH_TYPE_META && sub == WATCH_META_REMOVAL_NOTIFICATION) {
+                const struct watch_notification_removal *m = r;
+                printf("removal %llu\n", len >= sizeof *m ? (unsigned long long)m->id : 0ULL);
+                continue;
+            }
+            if (type == WQFS_WATCH_TYPE_MOUNT_NOTIFY) {
+                const struct wqfs_mount_notification *m = r;
+                if (len != sizeof *m) { printf("badlength %u %u %u\n", type, sub, len); continue; }
+                printf("mount %u 0x%x %llu %llu\n", sub, flags, (unsigned long long)m->triggered_on,
+                       (unsigned long long)m->auxiliary_mount);
+                continue;
+            }
+            if (type == WQFS_WATCH_TYPE_PROCESS) {
+                static const unsigned lengths[] = { 32, 24, 32, 32, 24, 32, 40, 32, 40 };
+                const struct wqfs_process_notification *p = r;
+                if (sub > WQFS_PROCESS_EXIT || len != lengths[sub]) { printf("badlength %u %u %u\n", type, sub, len); continue; }
+                printf("process %u 0x%x %u %u", sub, flags, p->pid, p->tgid);
+                switch (sub) {
+                case WQFS_PROCESS_FORK: { const struct wqfs_process_notification_fork *f = r; printf(" %u %u", f->parent_pid, f->parent_tgid); break; }
+                case WQFS_PROCESS_UID: case WQFS_PROCESS_GID: { const struct wqfs_process_notification_id *i = r; printf(" %u %u", i->real, i->effective); break; }
+                case WQFS_PROCESS_PTRACE: { const struct wqfs_process_notification_ptrace *t = r; printf(" %u %u", t->tracer_pid, t->tracer_tgid); break; }
+                case WQFS_PROCESS_COMM: { const struct wqfs_process_notification_comm *c = r; printf(" %.16s", c->comm); break; }
+                case WQFS_PROCESS_COREDUMP: { const struct wqfs_process_notification_coredump *c = r; printf(" %u %u", c->parent_pid, c->parent_tgid); break; }
+                case WQFS_PROCESS_EXIT: { const struct wqfs_process_notification_exit *e = r; printf(" %u %u %u %u", e->exit_code, e->exit_signal, e->parent_pid, e->parent_tgid); break; }
+                }
+                printf("\n");
+                continue;
+            }
+            if (type == WQFS_WATCH_TYPE_DEVICE) {
+                const struct wqfs_device_notification *d = r;
+                if (len < sizeof *d || len > WQFS_DEVICE_MAX_LEN || len % 8) { printf("badlength %u %u %u\n", type, sub, len); continue; }
+                printf("device %u 0x%x %llu %u %u %.16s %.*s\n", sub, flags, (unsigned long long)d->seqnum, d->major, d->minor,
+                       d->subsystem, (int)strnlen(d->devpath, len - sizeof *d), d->devpath);
+                continue;
+            }
+            printf("other %u %u %u\n", type, sub, len);
+        }
+    }
+    if (n < 0 && errno != EAGAIN) print_errno(errno);
+    fflush(stdout);
+    close(fd);
+    return 0;
+}
+
+/* fake-uevent: sends a well-formed uevent to the kernel's uevent multicast group
+ * from user space, as any root process can: a source that trusts only the kernel
+ * must ignore it. Prints "sent" or the errno. */
+static int cmd_fake_uevent(void) {
+    int fd = socket(AF_NETLINK, SOCK_DGRAM, NETLINK_KOBJECT_UEVENT);
+    if (fd < 0) { print_errno(errno); return 0; }
+    static const char message[] = "add@/devices/wqfs-fake\0ACTION=add\0DEVPATH=/devices/wqfs-fake\0"
+                                  "SUBSYSTEM=wqfsfake\0SEQNUM=4242\0";
+    struct sockaddr_nl group = { .nl_family = AF_NETLINK, .nl_groups = 1 };
+    if (sendto(fd, message, sizeof message, 0, (struct sockaddr *)&group, sizeof group) < 0) print_errno(errno);
+    else { printf("sent\n"); fflush(stdout); }
+    close(fd);
+    return 0;
+}
+
 /* expect-removal PATH WATCHID OBJID: one nonblocking read must give exactly the
  * removal record the kernel's struct describes. */
 static int cmd_expect_removal(int argc, char **argv) {
@@ -385,6 +470,8 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "write") == 0) return cmd_write(argc, argv);
     if (strcmp(cmd, "put") == 0) return cmd_put(argc, argv);
     if (strcmp(cmd, "split") == 0) return cmd_split(argc, argv);
+    if (strcmp(cmd, "records") == 0) return cmd_records(argc, argv);
+    if (strcmp(cmd, "fake-uevent") == 0) return cmd_fake_uevent();
     if (strcmp(cmd, "expect-removal") == 0) return cmd_expect_removal(argc, argv);
     if (strcmp(cmd, "post-seq") == 0) return cmd_post_seq(argc, argv);
     if (strcmp(cmd, "reader") == 0) return cmd_reader(argc, argv);

@@ -24,8 +24,8 @@ struct MetadataTests {
         #expect(engine.metadata(of: queue, file: .queue)?.gid == 100)
         let source = try engine.createSource(named: "s", owner: alice, mode: 0o750)
         let sourceModes = SourceFile.allCases.map { engine.metadata(of: source, file: $0)?.mode }
-        #expect(sourceModes == [0o750, 0o644, 0o644, 0o200, 0o200, 0o644])
-        #expect(SourceFile.allCases.map(\.name) == ["", "id", "type", "post", "post.bin", "watches"])
+        #expect(sourceModes == [0o750, 0o644, 0o644, 0o200, 0o200, 0o644, 0o444, 0o444])
+        #expect(SourceFile.allCases.map(\.name) == ["", "id", "type", "post", "post.bin", "watches", "status", "table"])
     }
 
     @Test func permissionBitsFollowOwnerGroupOtherAndRootBypassesReadWrite() {

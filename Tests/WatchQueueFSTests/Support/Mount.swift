@@ -214,8 +214,11 @@ final class Mount {
         chmod(scratch, 0o1777)
     }
 
-    /// Starts `wqfs PATH -f [-o options]` and waits until the mount is up.
+    /// Starts `wqfs PATH -f [-o options]` and waits until the mount is up. Without a
+    /// `sources=` option the mount has no system sources, so a test of the user
+    /// layout sees only what it made.
     fileprivate func start(options: [String]) throws {
+        let options = options.contains { $0.hasPrefix("sources=") } ? options : options + ["sources=none"]
         let process = try Child(try Products.path("wqfs"),
                                 [path, "-f"] + (options.isEmpty ? [] : ["-o", options.joined(separator: ",")]),
                                 environment: [:], stdout: logPath, stderr: logPath)
