@@ -101,7 +101,8 @@ final class MountsMechanism: Mechanism, @unchecked Sendable {
         let present = table.order.compactMap { table[$0] }.map { entry in
             line(entry, parent: table.reference(entry.legacyParentID).recordID, suffix: "")
         }
-        return (present + gone.map { line($0, parent: $0.legacyParentID, suffix: " gone") }).joined()
+        let departed = gone.map { line($0, parent: table.reference($0.legacyParentID).recordID, suffix: " gone") }
+        return (present + departed).joined()
     }
 
     // MARK: reading the kernel

@@ -602,6 +602,11 @@ public final class Engine: Sendable {
                     guard let queue = state.queues[name], watching.remove(ObjectIdentifier(queue)) != nil else {
                         throw WQError(ENOENT, "\(line)queue \(Grammar.quoted(name)) does not watch \(Grammar.quoted(source.name))")
                     }
+                    // As the kernel asks for the queue's descriptor: whoever may write
+                    // the watches file still cannot end another user's watch.
+                    guard queue.metadata[QueueFile.queue.rawValue].permits(.read, to: caller) else {
+                        throw WQError(EACCES, "\(line)no read permission on queue \(Grammar.quoted(name))")
+                    }
                     if addedHere.remove(ObjectIdentifier(queue)) != nil
                         || source.watches.first(where: { $0.queue === queue })?.uid == caller.uid {
                         added -= 1

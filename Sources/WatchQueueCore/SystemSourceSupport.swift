@@ -34,6 +34,9 @@ extension Engine {
             source.isSystem = true
             source.type = type
             for file in [SourceFile.id, .type] { source.metadata[file.rawValue].mode = 0o444 }
+            // Anyone may watch the machine's events (the kernel lets any user read
+            // these mechanisms); a watch is removed only by who may read its queue.
+            source.metadata[SourceFile.watches.rawValue].mode = 0o666
             state.sources[name] = source
             state.sourcesByID[source.id] = source
             state.sourcesByObjectID[objectID] = source

@@ -555,7 +555,7 @@ extension Node {
     var isWritable: Bool {
         switch self {
         case .queue(_, .size), .queue(_, .filter), .queue(_, .queue): true
-        case .source(_, let file): file != .directory
+        case .source(_, let file): ![.directory, .status, .table].contains(file)
         default: false
         }
     }
