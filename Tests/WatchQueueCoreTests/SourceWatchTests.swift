@@ -147,11 +147,14 @@ struct SourceWatchTests {
         limits.maxWatchesPerUser = 1
         let f = Fixture(limits: limits)
         let alice = Credentials(uid: 1000, gid: 1000)
-        try f.queue("rootq")
+        let rootq = try f.queue("rootq")
         for name in ["a", "b"] { try f.queue(name, owner: alice) }
         let source = try f.source("s")
         try f.watches("rootq 1", on: source)                 // root's watch
         try f.watches("a 1", on: source, caller: alice)       // alice at her limit
+        // Ending a watch needs read access to its queue, as the kernel needs its fd.
+        expectFailure(EACCES, naming: ["rootq"]) { try f.watches("!rootq", on: source, caller: alice) }
+        _ = try f.engine.changeMetadata(of: rootq, file: .queue, MetadataChange(mode: 0o644))
         expectFailure(EAGAIN, naming: ["1000"]) { try f.watches("!rootq\nb 1", on: source, caller: alice) }
         #expect(f.engine.watchCount(of: 1000) == 1)
         #expect(try f.engine.watchesText(of: source) == "rootq 1\na 1\n")
