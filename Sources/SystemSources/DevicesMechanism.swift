@@ -27,7 +27,7 @@ final class DevicesMechanism: Mechanism, @unchecked Sendable {
 
     func probe() -> String? {
         let fd = wq_netlink_open(Self.netlinkKobjectUevent, 1, 0)
-        guard fd >= 0 else { return describe(errno: errno, "socket(NETLINK_KOBJECT_UEVENT)") }
+        guard fd >= 0 else { return callFailed("socket(NETLINK_KOBJECT_UEVENT)", errno: errno) }
         close(fd)
         return nil
     }
@@ -41,7 +41,7 @@ final class DevicesMechanism: Mechanism, @unchecked Sendable {
         }
         if socket < 0 {
             socket = wq_netlink_open(Self.netlinkKobjectUevent, 1, Int32(clamping: receiveBuffer))
-            let reason = socket < 0 ? describe(errno: errno, "socket(NETLINK_KOBJECT_UEVENT)") : nil
+            let reason = socket < 0 ? callFailed("socket(NETLINK_KOBJECT_UEVENT)", errno: errno) : nil
             counters.withLock { $0.open = reason == nil; $0.lastError = reason ?? $0.lastError }
         }
         return socket >= 0 ? [Descriptor(fd: socket, events: EPOLLIN.rawValue)] : []

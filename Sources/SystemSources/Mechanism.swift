@@ -112,6 +112,6 @@ final class RecordSink {
 }
 
 /// `strerror`-style text for an errno, with its name when the core knows it.
-func describe(errno code: Int32, _ call: String) -> String {
+func callFailed(_ call: String, errno code: Int32) -> String {
     "\(call): \(String(cString: strerror(code))) (\(WQError.errnoName(code)))"
 }

@@ -43,7 +43,7 @@ final class MountsMechanism: Mechanism, @unchecked Sendable {
     func probe() -> String? {
         // Reading the table is the least this source needs; fanotify is tried when a
         // queue first watches, and its absence only narrows what is seen.
-        mountinfoText() == nil ? describe(errno: errno, "open /proc/self/mountinfo") : nil
+        mountinfoText() == nil ? callFailed("open /proc/self/mountinfo", errno: errno) : nil
     }
 
     func adjust(to demand: SourceDemand, sink: RecordSink) -> [Descriptor] {
@@ -110,7 +110,7 @@ final class MountsMechanism: Mechanism, @unchecked Sendable {
     private func openFanotify() -> Int32 {
         let fd = wq_fanotify_init(Self.classNotify | Self.closeOnExec | Self.nonBlocking | Fanotify.reportMount, UInt32(O_RDONLY))
         guard fd >= 0 else {
-            let reason = describe(errno: errno, "fanotify_init(FAN_REPORT_MNT)")
+            let reason = callFailed("fanotify_init(FAN_REPORT_MNT)", errno: errno)
             shared.withLock { $0.counters.lastError = reason }
             return -1
         }
@@ -119,7 +119,7 @@ final class MountsMechanism: Mechanism, @unchecked Sendable {
         guard namespace >= 0,
               wq_fanotify_mark(fd, Self.markAdd | Fanotify.markMountNamespace, Fanotify.mountAttach | Fanotify.mountDetach,
                                namespace, nil) == 0 else {
-            let reason = describe(errno: errno, "fanotify_mark(FAN_MARK_MNTNS)")
+            let reason = callFailed("fanotify_mark(FAN_MARK_MNTNS)", errno: errno)
             close(fd)
             shared.withLock { $0.counters.lastError = reason }
             return -1

@@ -25,10 +25,10 @@ final class ProcessesMechanism: Mechanism, @unchecked Sendable {
 
     func probe() -> String? {
         let fd = wq_netlink_open(Self.netlinkConnector, ProcConnector.index, 0)
-        guard fd >= 0 else { return describe(errno: errno, "socket(NETLINK_CONNECTOR)") }
+        guard fd >= 0 else { return callFailed("socket(NETLINK_CONNECTOR)", errno: errno) }
         defer { close(fd) }
         // Inside a new network namespace the connector refuses with ECONNREFUSED.
-        guard send(fd, .listen, mask: nil) else { return describe(errno: errno, "proc connector listen") }
+        guard send(fd, .listen, mask: nil) else { return callFailed("proc connector listen", errno: errno) }
         _ = send(fd, .ignore, mask: nil)
         return nil
     }
@@ -47,7 +47,7 @@ final class ProcessesMechanism: Mechanism, @unchecked Sendable {
         }
         let fd = wq_netlink_open(Self.netlinkConnector, ProcConnector.index, Int32(clamping: receiveBuffer))
         guard fd >= 0, send(fd, .listen, mask: wanted) else {
-            let reason = describe(errno: errno, "proc connector")
+            let reason = callFailed("proc connector", errno: errno)
             if fd >= 0 { close(fd) }
             counters.withLock { $0.lastError = reason; $0.open = false }
             return []

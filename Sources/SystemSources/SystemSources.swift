@@ -86,11 +86,11 @@ public final class SystemSources: @unchecked Sendable {
     /// reads, polls). Nothing to do when no source started.
     public func start(deliver: @escaping @Sendable (Wakeups) -> Void) throws(WQError) {
         guard !started.isEmpty else { return }
-        guard epoll >= 0, wake >= 0 else { throw WQError(errno, describe(errno: errno, "epoll_create1/eventfd")) }
+        guard epoll >= 0, wake >= 0 else { throw WQError(errno, callFailed("epoll_create1/eventfd", errno: errno)) }
         var event = epoll_event()
         event.events = EPOLLIN.rawValue
         event.data.fd = wake
-        guard epoll_ctl(epoll, EPOLL_CTL_ADD, wake, &event) == 0 else { throw WQError(errno, describe(errno: errno, "epoll_ctl")) }
+        guard epoll_ctl(epoll, EPOLL_CTL_ADD, wake, &event) == 0 else { throw WQError(errno, callFailed("epoll_ctl", errno: errno)) }
         engine.onDemandChange { [weak self] source in self?.demandChanged(source) }
         let context = Unmanaged.passRetained(LoopContext(sources: self, deliver: deliver)).toOpaque()
         var handle = pthread_t()
@@ -102,7 +102,7 @@ public final class SystemSources: @unchecked Sendable {
         }, context)
         guard rc == 0 else {
             Unmanaged<LoopContext>.fromOpaque(context).release()
-            throw WQError(rc, describe(errno: rc, "pthread_create"))
+            throw WQError(rc, callFailed("pthread_create", errno: rc))
         }
         thread.withLock { $0 = handle }
     }

@@ -120,6 +120,8 @@ public final class Engine: Sendable {
         /// Sources by object id (ids are unique), so that making a source or
         /// setting an id never scans every source under the lock.
         var sourcesByObjectID: [UInt64: SourceObject] = [:]
+        /// The sources of keys (`keys/SERIAL`), by serial; not in `sources`.
+        var keySources: [Int32: SourceObject] = [:]
         var nextHandle: UInt64 = 1
         var nextObjectID: UInt64 = 1
         var watchesByUser: [UInt32: Int] = [:]
@@ -484,7 +486,7 @@ public final class Engine: Sendable {
     }
 
     /// Ends a watch: its queue forgets the source and receives a removal record.
-    private static func detach(_ watch: Watch, from source: SourceObject, state: inout State, wakeups: inout Wakeups) {
+    static func detach(_ watch: Watch, from source: SourceObject, state: inout State, wakeups: inout Wakeups) {
         state.watchesByUser[watch.uid, default: 1] -= 1
         watch.queue.watched.removeAll { $0 === source }
         Records.removal(watchID: watch.watchID, objectID: source.objectID).withUnsafeBytes { record in
@@ -508,7 +510,9 @@ public final class Engine: Sendable {
 
     /// Every source, oldest first, read under one lock (a directory listing).
     public func sources() -> [(name: String, id: SourceID)] {
-        state.withLock { state in state.sourcesByID.values.sorted { $0.id.raw < $1.id.raw }.map { ($0.name, $0.id) } }
+        state.withLock { state in
+            state.sourcesByID.values.filter { $0.keySerial == nil }.sorted { $0.id.raw < $1.id.raw }.map { ($0.name, $0.id) }
+        }
     }
 
     /// The source's object id (the u64 in removal records).

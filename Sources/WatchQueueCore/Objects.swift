@@ -265,6 +265,8 @@ final class SourceObject {
     /// Made by the mount for a mechanism of the machine (DESIGN.md §6): nobody posts
     /// to it, removes it, or changes its id or type.
     var isSystem = false
+    /// The key this source stands for (`keys/SERIAL`), if it is a key's.
+    var keySerial: Int32?
     /// Newest last; posting walks them all, so order only shows in listings.
     var watches: [Watch] = []
     var metadata: [Metadata]

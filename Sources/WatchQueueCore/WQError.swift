@@ -39,6 +39,11 @@ public struct WQError: Error, Equatable, Hashable, Sendable, CustomStringConvert
         case ENOTDIR: "ENOTDIR"
         case EISDIR: "EISDIR"
         case ENAMETOOLONG: "ENAMETOOLONG"
+        case ENOKEY: "ENOKEY"
+        case EKEYREVOKED: "EKEYREVOKED"
+        case EKEYEXPIRED: "EKEYEXPIRED"
+        case EBADSLT: "EBADSLT"
+        case ENOPKG: "ENOPKG"
         default: "errno \(code)"
         }
     }
