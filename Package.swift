@@ -32,7 +32,9 @@ let package = Package(
         .target(name: "WatchQueueFS", dependencies: ["FuseBinding", "WatchQueueCore", "SystemSources"]),
         // Layer 5: the executables.
         .executableTarget(name: "wqfs", dependencies: ["WatchQueueFS"]),
-        .target(name: "WQCatKit", dependencies: ["WatchQueueCore"]),
+        // SystemSources for the system records' decoders and mountinfo's unescaping,
+        // so the reader and the sources share one definition of each.
+        .target(name: "WQCatKit", dependencies: ["WatchQueueCore", "SystemSources"]),
         .executableTarget(name: "wqcat", dependencies: [
             "WQCatKit", "WatchQueueCore", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -71,7 +73,7 @@ let package = Package(
 
         .testTarget(name: "WatchQueueCoreTests", dependencies: ["WatchQueueCore", "CWatchQueueABI"]),
         .testTarget(name: "WatchQueueFSTests", dependencies: ["WatchQueueFS", "WatchQueueCore", "CWatchQueueABI"]),
-        .testTarget(name: "WQCatTests", dependencies: ["WQCatKit", "WatchQueueCore"]),
+        .testTarget(name: "WQCatTests", dependencies: ["WQCatKit", "WatchQueueCore", "SystemSources"]),
         .testTarget(name: "FuseBindingTests", dependencies: ["FuseBinding"]),
         .testTarget(name: "SystemSourcesTests", dependencies: ["SystemSources", "WatchQueueCore", "CSystemRecordsABI"]),
     ],

@@ -118,7 +118,7 @@ public struct MountInfoEntry: Equatable, Hashable, Sendable {
 
     /// Decodes every `\ooo` (three octal digits, at most 0o377); any other
     /// backslash stays as it is.
-    static func unescape<C: Collection>(_ field: C) -> [UInt8] where C.Element == UInt8 {
+    public static func unescape<C: Collection>(_ field: C) -> [UInt8] where C.Element == UInt8 {
         let bytes = Array(field)
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count)

@@ -72,6 +72,49 @@ func encodedBytes(_ encode: (UnsafeMutableRawBufferPointer) -> Int) -> [UInt8] {
     }
 }
 
+// MARK: byte reading
+
+/// Little-endian loads at fixed offsets of a record being decoded: the mirror of
+/// `RecordWriter`. Internal, and made only by `withRecord`, which has checked the
+/// header against the layout table, so every offset a decoder reads is in bounds.
+struct RecordReader {
+    let bytes: UnsafeRawBufferPointer
+    let header: RecordHeader
+
+    /// The header's type-specific bits (16–31), where every flag set here lives.
+    var flags: UInt32 { header.info & RecordLayout.typeInfoMask }
+
+    func u32(at offset: Int) -> UInt32 {
+        UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+    }
+
+    func u64(at offset: Int) -> UInt64 {
+        UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+    }
+
+    /// The bytes of `offset..<offset + width` before the first NUL.
+    func string(at offset: Int, width: Int) -> [UInt8] {
+        Array(bytes[offset..<offset + width].prefix { $0 != 0 })
+    }
+}
+
+/// Runs `decode` on `record` if it is exactly one record of `type` that the layout
+/// table allows: at least a header, the header's length equal to the bytes given
+/// (no more, no fewer) and valid for its subtype. Otherwise nil, so each decoder only
+/// maps fields and never judges a shape itself.
+func withRecord<C: Collection<UInt8>, T>(_ record: C, type: UInt32, _ decode: (RecordReader) -> T?) -> T? {
+    func check(_ raw: UnsafeRawBufferPointer) -> T? {
+        guard raw.count >= RecordLayout.headerSize else { return nil }
+        let header = RecordHeader(bytes: raw)
+        guard header.type == type, header.length == raw.count,
+              SystemRecordLayout.isValid(type: type, subtype: header.subtype, length: raw.count) else { return nil }
+        return decode(RecordReader(bytes: raw, header: header))
+    }
+    // Arrays, slices and buffers are contiguous already; anything else is copied once.
+    if let result = record.withContiguousStorageIfAvailable({ check(UnsafeRawBufferPointer($0)) }) { return result }
+    return Array(record).withUnsafeBytes { check($0) }
+}
+
 // MARK: MOUNT (type 2)
 
 /// Subtypes of MOUNT records (`enum mount_notification_subtype` in the series).
@@ -142,6 +185,20 @@ public struct MountNotification: Equatable, Hashable, Sendable {
 
     /// The record's bytes.
     public var bytes: [UInt8] { encodedBytes(encode(into:)) }
+
+    /// Decodes one whole MOUNT record (an array, a slice, a read buffer…): nil unless
+    /// its type is 2, its subtype 0–6 and its length 24, both in the header and in
+    /// the bytes given. All 16 type-specific bits are kept in `flags`, known or not,
+    /// so decoding and encoding again gives the same bytes (but for the watch ID).
+    public init?<C: Collection<UInt8>>(record: C) {
+        guard let decoded = withRecord(record, type: SystemNotificationType.mount, { reader -> Self? in
+            MountSubtype(rawValue: reader.header.subtype).map {
+                Self($0, flags: MountFlags(rawValue: reader.flags),
+                     triggeredOn: reader.u64(at: 8), auxiliaryMount: reader.u64(at: 16))
+            }
+        }) else { return nil }
+        self = decoded
+    }
 }
 
 // MARK: PROCESS (type 64)
@@ -343,6 +400,35 @@ public struct ProcessNotification: Equatable, Hashable, Sendable {
 
     /// The record's bytes.
     public var bytes: [UInt8] { encodedBytes(encode(into:)) }
+
+    /// Decodes one whole PROCESS record: nil unless its type is 64, its subtype 0–8
+    /// and its length that subtype's (`ProcessSubtype.recordLength`), both in the
+    /// header and in the bytes given. Only exit records have flags (killed, core);
+    /// other type-specific bits have nowhere to go and are dropped.
+    public init?<C: Collection<UInt8>>(record: C) {
+        guard let decoded = withRecord(record, type: SystemNotificationType.process, { reader -> Self? in
+            guard let subtype = ProcessSubtype(rawValue: reader.header.subtype) else { return nil }
+            // The words after the common 24 bytes; exec and sid records end before them.
+            let first = { reader.u32(at: 24) }, second = { reader.u32(at: 28) }
+            let event: Event = switch subtype {
+            case .fork: .fork(parentPID: first(), parentTGID: second())
+            case .exec: .exec
+            case .uid: .uid(real: first(), effective: second())
+            case .gid: .gid(real: first(), effective: second())
+            case .sid: .sid
+            case .ptrace: .ptrace(tracerPID: first(), tracerTGID: second())
+            case .comm: .comm(ProcessComm(reader.bytes[24..<(24 + ProcessComm.width)]))
+            case .coredump: .coredump(parentPID: first(), parentTGID: second())
+            case .exit:
+                .exit(ProcessExit(exitCode: first(), exitSignal: second(),
+                                  killedBySignal: reader.flags & ProcessFlags.killedBySignal.rawValue != 0,
+                                  dumpedCore: reader.flags & ProcessFlags.dumpedCore.rawValue != 0,
+                                  parentPID: reader.u32(at: 32), parentTGID: reader.u32(at: 36)))
+            }
+            return Self(timestampNS: reader.u64(at: 8), pid: reader.u32(at: 16), tgid: reader.u32(at: 20), event: event)
+        }) else { return nil }
+        self = decoded
+    }
 }
 
 // MARK: DEVICE (type 65)
@@ -413,15 +499,21 @@ public struct DeviceNotification: Equatable, Hashable, Sendable {
     /// The whole subsystem and devpath; the encoder cuts them to fit.
     public var subsystem: [UInt8]
     public var devpath: [UInt8]
+    /// The type-specific bits of a decoded record. A decoded record holds only what
+    /// was left of a cut devpath or subsystem, so their lengths can no longer say
+    /// that they were cut; `flags` includes these. Empty for a value made from a
+    /// whole uevent.
+    public var decodedFlags: DeviceFlags
 
     public init(action: DeviceAction, seqnum: UInt64, major: UInt32 = noNumber, minor: UInt32 = noNumber,
-                subsystem: [UInt8], devpath: [UInt8]) {
+                subsystem: [UInt8], devpath: [UInt8], decodedFlags: DeviceFlags = []) {
         self.action = action
         self.seqnum = seqnum
         self.major = major
         self.minor = minor
         self.subsystem = subsystem
         self.devpath = devpath
+        self.decodedFlags = decodedFlags
     }
 
     /// The record length for this devpath.
@@ -429,9 +521,9 @@ public struct DeviceNotification: Equatable, Hashable, Sendable {
         Self.headerLength + (min(devpath.count, Self.maxDevpathLength) + 7) & ~7
     }
 
-    /// What was cut to fit.
+    /// What was cut to fit (or, decoded, what the record said was cut).
     public var flags: DeviceFlags {
-        var flags: DeviceFlags = []
+        var flags = decodedFlags
         if devpath.count > Self.maxDevpathLength { flags.insert(.devpathTruncated) }
         if subsystem.count > Self.subsystemWidth { flags.insert(.subsystemTruncated) }
         return flags
@@ -453,6 +545,23 @@ public struct DeviceNotification: Equatable, Hashable, Sendable {
 
     /// The record's bytes.
     public var bytes: [UInt8] { encodedBytes(encode(into:)) }
+
+    /// Decodes one whole DEVICE record: nil unless its type is 65, its subtype 0–7
+    /// and its length 40–120 and a multiple of 8, both in the header and in the
+    /// bytes given. `subsystem` and `devpath` are their fields up to the first NUL
+    /// (all of the field when there is none); `decodedFlags` holds the header's
+    /// type-specific bits, known or not.
+    public init?<C: Collection<UInt8>>(record: C) {
+        guard let decoded = withRecord(record, type: SystemNotificationType.device, { reader -> Self? in
+            DeviceAction(rawValue: reader.header.subtype).map {
+                Self(action: $0, seqnum: reader.u64(at: 8), major: reader.u32(at: 16), minor: reader.u32(at: 20),
+                     subsystem: reader.string(at: 24, width: Self.subsystemWidth),
+                     devpath: reader.string(at: Self.headerLength, width: reader.bytes.count - Self.headerLength),
+                     decodedFlags: DeviceFlags(rawValue: reader.flags))
+            }
+        }) else { return nil }
+        self = decoded
+    }
 }
 
 // MARK: the table

@@ -1,3 +1,4 @@
+import SystemSources
 import WatchQueueCore
 
 /// One whole notification record as read from a queue: its decoded header and all of
@@ -40,6 +41,13 @@ public struct CapturedRecord: Equatable, Sendable {
             guard let subtype = KeySubtype(rawValue: header.subtype) else { return .other }
             return .key(subtype, keyID: loadLittleEndian(UInt32.self, at: 8),
                         aux: loadLittleEndian(UInt32.self, at: 12))
+        // The system records' decoders judge their own shapes against the layout table.
+        case (SystemNotificationType.mount, _, _):
+            return MountNotification(record: bytes).map(RecordMeaning.mount) ?? .other
+        case (SystemNotificationType.process, _, _):
+            return ProcessNotification(record: bytes).map(RecordMeaning.process) ?? .other
+        case (SystemNotificationType.device, _, _):
+            return DeviceNotification(record: bytes).map(RecordMeaning.device) ?? .other
         default:
             return .other
         }
@@ -50,13 +58,15 @@ public struct CapturedRecord: Equatable, Sendable {
     }
 }
 
-/// The meaning of a record, for the records whose layout the kernel fixes.
+/// The meaning of a record, for the records whose layout the kernel or wqfs fixes.
 ///
 /// A record gets a decoded meaning only when its type, subtype *and length* are exactly
 /// what the kernel defines: a loss record is 8 bytes, a removal record 8 bytes (no
-/// object id) or 16, a key record 16 bytes with subtype 0–7. Anything else — a key
-/// record of another length, an unknown key or META subtype, any other type — is
-/// `.other` and is shown in full by the generic formats. keyutils prints nothing for
+/// object id) or 16, a key record 16 bytes with subtype 0–7 — or what
+/// include/wqfs/records.h defines for the system sources' MOUNT (2), PROCESS (64) and
+/// DEVICE (65) records. Anything else — a key record of another length, an unknown key
+/// or META subtype, a system record of the wrong length, any other type — is `.other`
+/// and is shown in full by the generic formats. keyutils prints nothing for
 /// such records; wqcat shows them instead, because on wqfs any source may post any
 /// type, and a tool that silently hides bytes it does not understand hides exactly the
 /// records someone is trying to debug.
@@ -67,6 +77,12 @@ public enum RecordMeaning: Equatable, Sendable {
     case removal(objectID: UInt64)
     /// A key or keyring changed (`struct key_notification`).
     case key(KeySubtype, keyID: UInt32, aux: UInt32)
+    /// A mount was added, removed, moved or changed (`sources/mounts`).
+    case mount(MountNotification)
+    /// A process forked, exec'd, exited… (`sources/processes`).
+    case process(ProcessNotification)
+    /// A kernel uevent (`sources/devices`).
+    case device(DeviceNotification)
     /// Any record without a decoded meaning.
     case other
 }

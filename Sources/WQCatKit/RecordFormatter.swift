@@ -1,3 +1,4 @@
+import SystemSources
 import WatchQueueCore
 
 /// How records are written out.
@@ -11,7 +12,8 @@ public enum OutputStyle: Sendable {
     case raw
 }
 
-/// Turns records into output. Pure: the caller supplies the queue label and the time.
+/// Turns records into output. Pure: the caller supplies the queue label, the time
+/// and the mount table that names the mounts of MOUNT records.
 ///
 /// Text lines, optionally prefixed by `TIME ` and then `QUEUE: `:
 ///
@@ -19,7 +21,14 @@ public enum OutputStyle: Sendable {
 ///     456 link 123                  (link and unlk add the other key's serial)
 ///     -- LOSS --                    an 8-byte loss record
 ///     305419896 gc                  a removal record (object id, 0 if 8 bytes)
+///     mount /tmp/x t tmpfs rw,relatime id=2147484161 parent=2147483676
+///     [12345.678901] exit 4242 code=3
+///     KERNEL[1514] change /devices/virtual/mem/null (mem) dev=1:3
 ///     type=4660 subtype=3 id=2 len=12 info=0x0001020c typeinfo=0x0001 data=deadbeef
+///
+/// MOUNT, PROCESS and DEVICE records (types 2, 64, 65) are described in
+/// SystemRecordFormat.swift and README.md; without a table (or when it does not
+/// name the mount) a mount line shows `? ? ? ?` for its four names.
 ///
 /// In the generic line `type`, `subtype`, `id` (the watch ID) and `len` are decimal;
 /// `info` is the raw `info` word of the header (what a queue filter's
@@ -28,10 +37,11 @@ public enum OutputStyle: Sendable {
 /// lowercase hex, empty when there is none.
 ///
 /// JSON objects carry, in this order: `time` (with timestamps), `queue` (with several
-/// inputs), `kind` (`"key"`, `"loss"`, `"removal"` or `"other"`), `type`, `subtype`,
-/// `id`, `len`, `info`, `typeinfo` (all numbers), then for key records `event` (the
-/// keyutils word), `key_id` and `aux`, for removal records `object_id`, and last
-/// `data` (hex string).
+/// inputs), `kind` (`"key"`, `"loss"`, `"removal"`, `"mount"`, `"process"`,
+/// `"device"` or `"other"`), `type`, `subtype`, `id`, `len`, `info`, `typeinfo` (all
+/// numbers), then for key records `event` (the keyutils word), `key_id` and `aux`, for
+/// removal records `object_id`, for system records `event` and every field of their
+/// layout, and last `data` (hex string).
 public struct RecordFormatter: Sendable {
     public var style: OutputStyle
 
@@ -41,13 +51,15 @@ public struct RecordFormatter: Sendable {
 
     /// Appends the output for `record` to `output`: a newline-terminated line for text
     /// and JSON, the record's own bytes for raw (which has no room for `queue` or `time`).
-    public func write(_ record: CapturedRecord, queue: String?, time: Timestamp?, to output: inout [UInt8]) {
+    /// `mounts` names the mounts of a MOUNT record; nil when there is no table.
+    public func write(_ record: CapturedRecord, queue: String?, time: Timestamp?, mounts: MountTableSnapshot? = nil,
+                      to output: inout [UInt8]) {
         switch style {
         case .text:
-            output.append(contentsOf: Self.textLine(record, queue: queue, time: time).utf8)
+            output.append(contentsOf: Self.textLine(record, queue: queue, time: time, mounts: mounts).utf8)
             output.append(UInt8(ascii: "\n"))
         case .json:
-            output.append(contentsOf: Self.jsonLine(record, queue: queue, time: time).utf8)
+            output.append(contentsOf: Self.jsonLine(record, queue: queue, time: time, mounts: mounts).utf8)
             output.append(UInt8(ascii: "\n"))
         case .raw:
             output.append(contentsOf: record.bytes)
@@ -55,7 +67,8 @@ public struct RecordFormatter: Sendable {
     }
 
     /// The text line for `record`, without its newline.
-    public static func textLine(_ record: CapturedRecord, queue: String? = nil, time: Timestamp? = nil) -> String {
+    public static func textLine(_ record: CapturedRecord, queue: String? = nil, time: Timestamp? = nil,
+                                mounts: MountTableSnapshot? = nil) -> String {
         var line = ""
         if let time { line += time.iso8601 + " " }
         if let queue { line += queue + ": " }
@@ -69,6 +82,12 @@ public struct RecordFormatter: Sendable {
         case let .key(subtype, keyID, aux):
             line += "\(keyID) \(subtype.keyutilsWord)"
             if subtype.showsAux { line += " \(aux)" }
+        case .mount(let mount):
+            line += mount.textLine(mounts: mounts)
+        case .process(let process):
+            line += process.textLine()
+        case .device(let device):
+            line += device.textLine()
         case .other:
             let header = record.header
             line += "type=\(header.type) subtype=\(header.subtype) id=\(header.watchID)"
@@ -79,9 +98,10 @@ public struct RecordFormatter: Sendable {
     }
 
     /// The JSON object for `record`, on one line, without its newline.
-    public static func jsonLine(_ record: CapturedRecord, queue: String? = nil, time: Timestamp? = nil) -> String {
+    public static func jsonLine(_ record: CapturedRecord, queue: String? = nil, time: Timestamp? = nil,
+                                mounts: MountTableSnapshot? = nil) -> String {
         let header = record.header
-        var fields: [(String, String)] = []
+        var fields: JSONFields = []
         if let time { fields.append(("time", jsonString(time.iso8601))) }
         if let queue { fields.append(("queue", jsonString(queue))) }
         let meaning = record.meaning
@@ -89,6 +109,9 @@ public struct RecordFormatter: Sendable {
         case .loss: "loss"
         case .removal: "removal"
         case .key: "key"
+        case .mount: "mount"
+        case .process: "process"
+        case .device: "device"
         case .other: "other"
         }
         fields += [
@@ -105,6 +128,12 @@ public struct RecordFormatter: Sendable {
             fields += [("event", jsonString(subtype.keyutilsWord)), ("key_id", "\(keyID)"), ("aux", "\(aux)")]
         case .removal(let objectID):
             fields.append(("object_id", "\(objectID)"))
+        case .mount(let mount):
+            fields += mount.jsonFields(mounts: mounts)
+        case .process(let process):
+            fields += process.jsonFields()
+        case .device(let device):
+            fields += device.jsonFields()
         case .loss, .other:
             break
         }
@@ -131,9 +160,10 @@ private func hex(_ bytes: ArraySlice<UInt8>) -> String {
     return String(decoding: text, as: UTF8.self)
 }
 
-/// `text` as a JSON string literal. Queue labels come from the command line and may
-/// hold any character, so quotes, backslashes and control characters are escaped.
-private func jsonString(_ text: String) -> String {
+/// `text` as a JSON string literal. Queue labels come from the command line and
+/// names from records and the mount table may hold any character, so quotes,
+/// backslashes and control characters are escaped.
+func jsonString(_ text: String) -> String {
     var out = "\""
     for scalar in text.unicodeScalars {
         switch scalar {

@@ -30,7 +30,7 @@ func civilDate(daysSinceEpoch: Int64) -> (year: Int64, month: Int64, day: Int64)
 }
 
 /// `value` in decimal, zero-padded on the left to `width` digits.
-private func pad(_ value: Int64, _ width: Int) -> String {
+func pad(_ value: Int64, _ width: Int) -> String {
     let digits = String(value)
     return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
 }

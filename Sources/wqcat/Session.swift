@@ -1,3 +1,4 @@
+import SystemSources
 import WQCatKit
 import WatchQueueCore
 import Glibc
@@ -14,6 +15,9 @@ struct Input {
     let isStream: Bool
     var records = RecordReassembler()
     var ended = false
+    /// The mount table of the wqfs mount the queue is on; nil for standard input and
+    /// for files that are not at `MOUNT/queues/NAME`.
+    var mountTable: MountTableFile?
 
     /// Opens `argument` (`-` is standard input, never made non-blocking: its file
     /// description is shared with other processes).
@@ -28,10 +32,62 @@ struct Input {
             fd = open(argument, O_RDONLY | O_CLOEXEC | (nonBlocking ? O_NONBLOCK : 0))
             if fd < 0 { throw Failure(message: "\(argument): \(systemError())", status: ExitStatus.failure) }
             isStandardInput = false
+            mountTable = MountTableFile(queuePath: argument)
         }
         var status = stat()
         let kind = fstat(fd, &status) == 0 ? status.st_mode & S_IFMT : 0
         isStream = kind == S_IFIFO || kind == S_IFSOCK
+    }
+}
+
+/// `MOUNT/sources/mounts/table` for a queue at `MOUNT/queues/NAME`: the names of the
+/// mounts MOUNT records give only ids for. Read lazily, and again only when a record
+/// needs what the copy in hand cannot say, since mount records are rare and the
+/// table may be long.
+struct MountTableFile {
+    let path: String
+    /// The table as last read; nil before the first read, or when it cannot be read.
+    private var snapshot: MountTableSnapshot?
+
+    /// The table file of the mount `queuePath` is on, or nil when the path (after
+    /// resolving symbolic links and `..`) is not inside a `queues` directory.
+    init?(queuePath: String) {
+        guard let resolved = realpath(queuePath, nil) else { return nil }
+        defer { free(resolved) }
+        let components = String(cString: resolved).split(separator: "/", omittingEmptySubsequences: true)
+        guard components.count >= 2, components[components.count - 2] == "queues" else { return nil }
+        path = "/" + components.dropLast(2).map { $0 + "/" }.joined() + "sources/mounts/table"
+    }
+
+    /// The table to name `record`'s mount with, or nil for records that are not MOUNT
+    /// records. Re-read when the record names a mount the copy does not know, and
+    /// for remounts, whose options the copy has from before the change.
+    mutating func snapshot(for record: CapturedRecord) -> MountTableSnapshot? {
+        guard case .mount(let mount) = record.meaning else { return nil }
+        let changedOptions = mount.subtype == .readOnly || mount.subtype == .setattr
+        if snapshot?[mount.subjectMount] == nil || changedOptions {
+            snapshot = readText(path).map(MountTableSnapshot.init(text:))
+        }
+        return snapshot
+    }
+}
+
+/// The whole of a small file as text, or nil when it cannot be opened or read.
+private func readText(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+    while true {
+        let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if count > 0 {
+            bytes += chunk[..<count]
+        } else if count == 0 {
+            return String(decoding: bytes, as: UTF8.self)
+        } else if errno != EINTR {
+            return nil
+        }
     }
 }
 
@@ -134,7 +190,8 @@ struct Session {
         var malformed: RecordStreamError?
         do {
             while !countReached, let record = try inputs[index].records.next() {
-                formatter.write(record, queue: inputs[index].label, time: time, to: &output)
+                let mounts = inputs[index].mountTable?.snapshot(for: record)
+                formatter.write(record, queue: inputs[index].label, time: time, mounts: mounts, to: &output)
                 remaining? -= 1
             }
         } catch {

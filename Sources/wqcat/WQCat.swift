@@ -37,6 +37,16 @@ struct WQCat: ParsableCommand {
             With several inputs every line starts with `QUEUE: ` (the file's name); \
             with --timestamps, before that, the UTC time the record was read.
 
+            Records of the system sources print like findmnt --poll (mount, umount, \
+            expire, remount, move-from, move-to), forkstat and udevadm monitor:
+              mount TARGET SOURCE FSTYPE OPTIONS id=N parent=M in-subtree
+              remount TARGET SOURCE FSTYPE OPTIONS ro|rw|(attributes) id=N
+              [12345.678901] exit 4242 code=3
+              KERNEL[1514] change /devices/virtual/mem/null (mem) dev=1:3
+            Mount names come from MOUNT/sources/mounts/table when QUEUE is \
+            MOUNT/queues/NAME; elsewhere they print as `? ? ? ?`. A system record of \
+            the wrong length gets the generic line; --json gives every field.
+
             By default wqcat waits for more records, like cat on the queue, and stops \
             when every input has ended (a removed queue reads as end of file).
 

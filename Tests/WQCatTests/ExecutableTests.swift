@@ -1,4 +1,5 @@
 import Foundation
+import SystemSources
 import Testing
 import WQCatKit
 import WatchQueueCore
@@ -170,6 +171,33 @@ private func runWQCat(_ arguments: [String], stdin: [UInt8] = [], in directory: 
         }
         #expect(run.status == 0)
         #expect(run.text == "second: 2 upd\nfirst: 1 upd\n")
+    }
+
+    @Test func systemRecordsOnStandardInputAndBesideATable() throws {
+        let capture = MountNotification(.newMount, flags: .inSubtree, triggeredOn: 28, auxiliaryMount: 513).bytes
+            + ProcessNotification(timestampNS: 2_333_256_691_000, pid: 9930, tgid: 9930,
+                                  event: .exit(ProcessExit(waitStatus: 0x300, parentPID: 1, parentTGID: 1))).bytes
+            + DeviceNotification(action: .change, seqnum: 1745, major: 1, minor: 3, subsystem: Array("mem".utf8),
+                                 devpath: Array("/devices/virtual/mem/null".utf8)).bytes
+        let lines = ["[2333.256691] exit 9930 code=3", "KERNEL[1745] change /devices/virtual/mem/null (mem) dev=1:3"]
+            .map { $0 + "\n" }.joined()
+        let stdin = try runWQCat([], stdin: capture)
+        #expect(stdin.status == 0)
+        #expect(stdin.text == "mount ? ? ? ? id=513 parent=28 in-subtree\n" + lines)
+
+        // The same bytes at MOUNT/queues/NAME: the names come from MOUNT/sources/mounts/table.
+        let mount = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: mount) }
+        let queues = mount.appendingPathComponent("queues"), mounts = mount.appendingPathComponent("sources/mounts")
+        try FileManager.default.createDirectory(at: queues, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: mounts, withIntermediateDirectories: true)
+        try Data(capture).write(to: queues.appendingPathComponent("q"))
+        try Data("28 1 / ext4 /dev/vda1 rw\n513 28 /tmp/x\\040y tmpfs t rw,relatime\n".utf8)
+            .write(to: mounts.appendingPathComponent("table"))
+        let named = try runWQCat(["queues/q"], in: mount)
+        #expect(named.status == 0)
+        #expect(named.text == "mount /tmp/x y t tmpfs rw,relatime id=513 parent=28 in-subtree\n"
+            + lines)
     }
 
     @Test func missingFileFailsBeforeReadingAnything() throws {
