@@ -121,6 +121,21 @@ public final class SystemSources: @unchecked Sendable {
         mechanism(of: source)?.status
     }
 
+    /// The `status` of `keys/SERIAL`: what the server knows of the key, then how
+    /// key changes are observed.
+    public func keyStatus(serial: Int32) -> String {
+        var lines = ["serial \(serial)"]
+        switch KeyAccess.describe(serial) {
+        case .success(let key):
+            lines += ["type \(key.type)", "description \(key.description)", "uid \(key.uid)", "gid \(key.gid)",
+                      "permissions \(String(key.permissions, radix: 16))"]
+        case .failure(let error):
+            lines.append("error \(error.reason)")
+        }
+        lines.append("mechanism none")
+        return lines.map { $0 + "\n" }.joined()
+    }
+
     /// Whether a system source has a side file.
     public func hasTable(_ source: SourceID) -> Bool {
         mechanism(of: source)?.hasTable ?? false

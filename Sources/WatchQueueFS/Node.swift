@@ -6,11 +6,13 @@ import WatchQueueCore
 /// inode table and `forget` has nothing to free.
 enum Node: Hashable, Sendable {
     case root, queuesDirectory, sourcesDirectory, readme, errors
+    /// `keys/`: the sources of keys (DESIGN.md §6), by serial.
+    case keysDirectory
     case queue(QueueID, QueueFile)
     case source(SourceID, SourceFile)
 
-    // Low four bits: 0–5 source files, 8–11 queue files; handles start at 1, so
-    // computed numbers (≥ 16) never meet the fixed ones (1–5).
+    // Low four bits: 0–7 source files, 8–11 queue files; handles start at 1, so
+    // computed numbers (≥ 16) never meet the fixed ones (1–6).
     private static let queueKindBase: UInt64 = 8
 
     init?(inode: Inode) {
@@ -20,6 +22,7 @@ enum Node: Hashable, Sendable {
         case 3: self = .sourcesDirectory
         case 4: self = .readme
         case 5: self = .errors
+        case 6: self = .keysDirectory
         default:
             let handle = inode >> 4
             let kind = inode & 0xf
@@ -41,6 +44,7 @@ enum Node: Hashable, Sendable {
         case .sourcesDirectory: 3
         case .readme: 4
         case .errors: 5
+        case .keysDirectory: 6
         case .queue(let id, let file): id.raw << 4 | (Self.queueKindBase + UInt64(file.rawValue))
         case .source(let id, let file): id.raw << 4 | UInt64(file.rawValue)
         }
@@ -48,7 +52,7 @@ enum Node: Hashable, Sendable {
 
     var isDirectory: Bool {
         switch self {
-        case .root, .queuesDirectory, .sourcesDirectory, .source(_, .directory): true
+        case .root, .queuesDirectory, .sourcesDirectory, .keysDirectory, .source(_, .directory): true
         default: false
         }
     }

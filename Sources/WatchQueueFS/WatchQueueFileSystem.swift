@@ -100,8 +100,11 @@ public final class WatchQueueFileSystem: FuseFilesystem {
             case "errors": return .errors
             case "queues": return .queuesDirectory
             case "sources": return .sourcesDirectory
+            case "keys": return .keysDirectory
             default: return nil
             }
+        case .keysDirectory?:
+            return keySource(named: name).map { .source($0, .directory) }
         case .queuesDirectory?:
             for file in QueueFile.allCases where file != .queue && name.hasSuffix(file.suffix) {
                 guard let queue = engine.queue(named: String(name.dropLast(file.suffix.count))) else { return nil }
@@ -138,6 +141,7 @@ public final class WatchQueueFileSystem: FuseFilesystem {
         case .root: Metadata(owner: owner, mode: 0o755, at: mountTime)
         // Like /tmp: anyone may create, only the owner may remove.
         case .queuesDirectory, .sourcesDirectory: Metadata(owner: owner, mode: 0o1777, at: mountTime)
+        case .keysDirectory: Metadata(owner: owner, mode: 0o755, at: mountTime)
         case .readme, .errors: Metadata(owner: owner, mode: 0o444, at: mountTime)
         case .queue(let queue, let file): engine.metadata(of: queue, file: file)
         case .source(let source, let file): engine.metadata(of: source, file: file)
@@ -157,11 +161,11 @@ public final class WatchQueueFileSystem: FuseFilesystem {
         attributes.st_mtim = timespec(tv_sec: Int(metadata.modified.seconds), tv_nsec: Int(metadata.modified.nanoseconds))
         attributes.st_ctim = timespec(tv_sec: Int(metadata.changed.seconds), tv_nsec: Int(metadata.changed.nanoseconds))
         switch node {
-        case .root: attributes.st_nlink = 4
+        case .root: attributes.st_nlink = 5
         case .queue(let queue, .queue):
             // The queued bytes, which is what FIONREAD reports for a regular file.
             attributes.st_size = off_t((try? engine.queuedBytes(of: queue)) ?? 0)
-        case .source(_, .post), .source(_, .postBinary), .queuesDirectory, .sourcesDirectory, .source(_, .directory):
+        case .source(_, .post), .source(_, .postBinary), .queuesDirectory, .sourcesDirectory, .keysDirectory, .source(_, .directory):
             break
         default:
             attributes.st_size = off_t(content(of: node)?.count ?? 0)
@@ -194,19 +198,25 @@ public final class WatchQueueFileSystem: FuseFilesystem {
     /// The files in a source's directory.
     func files(of source: SourceID) -> [SourceFile] {
         guard engine.isSystemSource(source) else { return SourceFile.userFiles }
+        if engine.keySerial(of: source) != nil { return SourceFile.systemFiles.filter { $0 != .table } }
         return system?.hasTable(source) == true ? SourceFile.systemFiles : SourceFile.systemFiles.filter { $0 != .table }
     }
 
     /// The entries of a directory, `.` and `..` first; nil when `node` is not one.
     private func listing(of node: Node) -> [DirectoryEntry]? {
         var entries = [DirectoryEntry(name: ".", inode: node.inode, mode: S_IFDIR),
-                       DirectoryEntry(name: "..", inode: node == .root || node.isQueueOrSourceTop ? rootInode : Node.sourcesDirectory.inode, mode: S_IFDIR)]
+                       DirectoryEntry(name: "..", inode: parent(of: node).inode, mode: S_IFDIR)]
         switch node {
         case .root:
             entries += [DirectoryEntry(name: "README", inode: Node.readme.inode, mode: S_IFREG),
                         DirectoryEntry(name: "errors", inode: Node.errors.inode, mode: S_IFREG),
                         DirectoryEntry(name: "queues", inode: Node.queuesDirectory.inode, mode: S_IFDIR),
-                        DirectoryEntry(name: "sources", inode: Node.sourcesDirectory.inode, mode: S_IFDIR)]
+                        DirectoryEntry(name: "sources", inode: Node.sourcesDirectory.inode, mode: S_IFDIR),
+                        DirectoryEntry(name: "keys", inode: Node.keysDirectory.inode, mode: S_IFDIR)]
+        case .keysDirectory:
+            for (serial, source) in engine.watchedKeys() {
+                entries.append(DirectoryEntry(name: "\(serial)", inode: Node.source(source, .directory).inode, mode: S_IFDIR))
+            }
         case .queuesDirectory:
             for (name, queue) in engine.queues() {
                 for file in QueueFile.allCases {
@@ -534,7 +544,8 @@ public final class WatchQueueFileSystem: FuseFilesystem {
         case .source(let source, .id): text = (try? engine.objectID(of: source)).map { "\($0)\n" }
         case .source(let source, .type): text = (try? engine.type(of: source)).map { "\($0)\n" }
         case .source(let source, .watches): text = try? engine.watchesText(of: source)
-        case .source(let source, .status): text = system?.status(of: source)
+        case .source(let source, .status):
+            text = engine.keySerial(of: source).map { system?.keyStatus(serial: $0) ?? "mechanism none\n" } ?? system?.status(of: source)
         case .source(let source, .table): text = system?.table(of: source)
         default: text = ""
         }
@@ -543,8 +554,6 @@ public final class WatchQueueFileSystem: FuseFilesystem {
 }
 
 extension Node {
-    /// `queues/` and `sources/` sit in the root; a source's directory in `sources/`.
-    var isQueueOrSourceTop: Bool { self == .queuesDirectory || self == .sourcesDirectory }
 
     /// `post.bin`, written in packed records rather than lines.
     var isBinary: Bool {

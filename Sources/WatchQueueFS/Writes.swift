@@ -1,4 +1,5 @@
 import FuseBinding
+import SystemSources
 import WatchQueueCore
 #if canImport(Glibc)
 import Glibc
@@ -114,7 +115,11 @@ extension WatchQueueFileSystem {
         case .source(let source, .post):
             return try engine.postText(text, to: source, firstLine: chunk.firstLine)
         case .source(let source, .watches):
-            return try engine.applyWatches(Grammar.watches(text, firstLine: chunk.firstLine), to: source, caller: caller)
+            let commands = try Grammar.watches(text, firstLine: chunk.firstLine)
+            if let serial = engine.keySerial(of: source), commands.contains(where: { if case .add = $0 { true } else { false } }) {
+                try KeyAccess.describe(serial).get().checkView(by: caller)
+            }
+            return try engine.applyWatches(commands, to: source, caller: caller)
         default:
             throw WQError(EACCES, "the file is read-only")
         }
@@ -129,10 +134,12 @@ extension WatchQueueFileSystem {
         case .sourcesDirectory: return "sources"
         case .readme: return "README"
         case .errors: return "errors"
+        case .keysDirectory: return "keys"
         case .queue(let queue, let file): return "queues/\(engine.name(of: queue) ?? "?")\(file.suffix)"
         case .source(let source, let file):
             let name = engine.sourceName(of: source) ?? "?"
-            return file == .directory ? "sources/\(name)" : "sources/\(name)/\(file.name)"
+            let directory = engine.keySerial(of: source) == nil ? "sources/\(name)" : "keys/\(name)"
+            return file == .directory ? directory : "\(directory)/\(file.name)"
         }
     }
 
