@@ -5,13 +5,14 @@ import Testing
 // removes it, and the errno of everything that is refused.
 extension MountTests {
     @Suite("layout") struct Layout {
-        @Test("the root holds README, errors, queues/ and sources/ with their modes")
+        @Test("the root holds README, errors, keys/, queues/ and sources/ with their modes")
         func root() throws {
             try withMount { m throws in
-                #expect(try m.out("ls -A") == "README\nerrors\nqueues\nsources\n")
-                #expect(try m.out("stat -c '%n %a %U %G %F' README errors queues sources . | sed 's/regular empty file/regular file/'") == """
+                #expect(try m.out("ls -A") == "README\nerrors\nkeys\nqueues\nsources\n")
+                #expect(try m.out("stat -c '%n %a %U %G %F' README errors keys queues sources . | sed 's/regular empty file/regular file/'") == """
                     README 444 root root regular file
                     errors 444 root root regular file
+                    keys 755 root root directory
                     queues 1777 root root directory
                     sources 1777 root root directory
                     . 755 root root directory
@@ -24,7 +25,7 @@ extension MountTests {
                 }
                 #expect(try m.out("stat -c %s README") == "\(readme.utf8.count)\n")
                 #expect(try m.text("errors") == "")
-                #expect(try m.out("ls -A queues sources") == "queues:\n\nsources:\n")
+                #expect(try m.out("ls -A keys queues sources") == "keys:\n\nqueues:\n\nsources:\n")
             }
         }
 
