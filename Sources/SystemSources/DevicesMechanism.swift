@@ -48,44 +48,18 @@ final class DevicesMechanism: Mechanism, @unchecked Sendable {
     }
 
     func ready(_ fd: Int32, events: UInt32, sink: RecordSink) {
-        var read: UInt64 = 0, ignored: UInt64 = 0, lost: UInt64 = 0
         var seen: [Uevent] = []
-        while true {
-            var sender: UInt32 = 0
-            let n = buffer.withUnsafeMutableBytes { wq_netlink_receive(fd, $0.baseAddress, $0.count, &sender) }
-            if n < 0 {
-                if errno == ENOBUFS {
-                    lost += 1
-                    sink.loss()
-                    continue
-                }
-                break
-            }
-            guard sender == 0, n <= buffer.count else {
-                ignored += 1
-                continue
-            }
-            read += 1
-            guard let event = buffer.withUnsafeBytes({ try? Uevent(decoding: UnsafeRawBufferPointer(rebasing: $0[..<n])) }) else {
-                ignored += 1
-                continue
-            }
+        drainNetlink(fd, buffer: &buffer, sink: sink, counters: counters) { datagram in
+            guard let event = try? Uevent(decoding: datagram) else { return false }
             let notification = event.notification
             sink.append(maxLength: DeviceNotification.maxLength) { notification.encode(into: $0) }
             seen.append(event)
+            return true
         }
-        if !seen.isEmpty {
-            recent.withLock { list in
-                list.append(contentsOf: seen.suffix(Self.kept))
-                if list.count > Self.kept { list.removeFirst(list.count - Self.kept) }
-            }
-        }
-        let posted = sink.posted
-        counters.withLock {
-            $0.events += read
-            $0.ignored += ignored
-            $0.overflows += lost
-            $0.records = posted
+        guard !seen.isEmpty else { return }
+        recent.withLock { list in
+            list.append(contentsOf: seen.suffix(Self.kept))
+            if list.count > Self.kept { list.removeFirst(list.count - Self.kept) }
         }
     }
 

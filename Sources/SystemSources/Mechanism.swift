@@ -1,3 +1,4 @@
+import CSystemCalls
 import WatchQueueCore
 #if canImport(Glibc)
 import Glibc
@@ -108,6 +109,41 @@ final class RecordSink {
     func loss() {
         flush()
         deliver(engine.reportLoss(on: source))
+    }
+}
+
+/// Reads every datagram a netlink socket holds into `buffer` and hands each one the
+/// kernel sent (port 0: any process may send to a multicast group) to `handle`,
+/// which says whether it could decode it. ENOBUFS means the socket's queue
+/// overflowed: events are gone, nothing can tell which, so every watcher gets a loss
+/// record. The counts go into `counters`.
+func drainNetlink(_ fd: Int32, buffer: inout [UInt8], sink: RecordSink, counters: borrowing Locked<MechanismCounters>,
+                  _ handle: (UnsafeRawBufferPointer) -> Bool) {
+    var read: UInt64 = 0, ignored: UInt64 = 0, lost: UInt64 = 0
+    while true {
+        var sender: UInt32 = 0
+        let n = buffer.withUnsafeMutableBytes { wq_netlink_receive(fd, $0.baseAddress, $0.count, &sender) }
+        if n < 0 {
+            guard errno == ENOBUFS else { break }
+            lost += 1
+            sink.loss()
+            continue
+        }
+        // A datagram cut short by the buffer (MSG_TRUNC gives its whole length) is
+        // refused like a foreign one.
+        guard sender == 0, n <= buffer.count else {
+            ignored += 1
+            continue
+        }
+        read += 1
+        if !buffer.withUnsafeBytes({ handle(UnsafeRawBufferPointer(rebasing: $0[..<n])) }) { ignored += 1 }
+    }
+    let posted = sink.posted
+    counters.withLock {
+        $0.events += read
+        $0.ignored += ignored
+        $0.overflows += lost
+        $0.records = posted
     }
 }
 

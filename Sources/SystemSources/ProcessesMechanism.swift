@@ -58,43 +58,14 @@ final class ProcessesMechanism: Mechanism, @unchecked Sendable {
     }
 
     func ready(_ fd: Int32, events: UInt32, sink: RecordSink) {
-        var read: UInt64 = 0, ignored: UInt64 = 0, lost: UInt64 = 0
-        while true {
-            var sender: UInt32 = 0
-            let n = buffer.withUnsafeMutableBytes { wq_netlink_receive(fd, $0.baseAddress, $0.count, &sender) }
-            if n < 0 {
-                if errno == ENOBUFS {
-                    // The socket's queue overflowed: events are gone, and nothing
-                    // can tell which. Every watcher is told.
-                    lost += 1
-                    sink.loss()
-                    continue
-                }
-                break
-            }
-            guard sender == 0, n <= buffer.count else {
-                ignored += 1
-                continue
-            }
-            read += 1
-            let message = buffer.withUnsafeBytes { bytes in
-                try? ProcConnector.decode(UnsafeRawBufferPointer(rebasing: bytes[..<n]))
-            }
-            switch message {
+        drainNetlink(fd, buffer: &buffer, sink: sink, counters: counters) { datagram in
+            switch try? ProcConnector.decode(datagram) {
             case .event(let notification, _)?:
                 sink.append(maxLength: notification.length) { notification.encode(into: $0) }
-            case .acknowledgement?:
-                break
-            case nil:
-                ignored += 1
+                return true
+            case .acknowledgement?: return true
+            case nil: return false
             }
-        }
-        let posted = sink.posted
-        counters.withLock {
-            $0.events += read
-            $0.ignored += ignored
-            $0.overflows += lost
-            $0.records = posted
         }
     }
 
