@@ -147,6 +147,20 @@ func drainNetlink(_ fd: Int32, buffer: inout [UInt8], sink: RecordSink, counters
     }
 }
 
+/// The whole of a file (a /proc file, whose size stat does not tell), or nil.
+func readWholeFile(_ path: String) -> [UInt8]? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var text: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard n > 0 else { return n == 0 ? text : nil }
+        text += chunk.prefix(n)
+    }
+}
+
 /// `strerror`-style text for an errno, with its name when the core knows it.
 func callFailed(_ call: String, errno code: Int32) -> String {
     "\(call): \(String(cString: strerror(code))) (\(WQError.errnoName(code)))"

@@ -220,18 +220,7 @@ final class MountsMechanism: Mechanism, @unchecked Sendable {
         return table
     }
 
-    private func mountinfoText() -> [UInt8]? {
-        let fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var text: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            guard n > 0 else { return n == 0 ? text : nil }
-            text += chunk.prefix(n)
-        }
-    }
+    private func mountinfoText() -> [UInt8]? { readWholeFile("/proc/self/mountinfo") }
 
     /// Legacy id → unique id of every mount of the namespace (listmount, then
     /// statmount of each); empty where the kernel lacks them (before 6.8).

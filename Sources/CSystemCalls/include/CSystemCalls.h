@@ -10,6 +10,7 @@
 #include <sys/types.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 
 /* fanotify_init(2) and fanotify_mark(2). */
 int wq_fanotify_init(unsigned int flags, unsigned int event_f_flags);
