@@ -7,6 +7,9 @@ let package = Package(
     products: [
         .executable(name: "wqfs", targets: ["wqfs"]),
         .executable(name: "wqcat", targets: ["wqcat"]),
+        // LD_PRELOAD=libwqfs-compat.so: programs written for the kernel's watch
+        // queues run on a wqfs mount unmodified (DESIGN.md §7).
+        .library(name: "wqfs-compat", type: .dynamic, targets: ["WQFSCompat"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -30,6 +33,11 @@ let package = Package(
         .target(name: "CSystemCalls"),
         // Layer 4: the filesystem, mapping inodes and files onto the engine.
         .target(name: "WatchQueueFS", dependencies: ["FuseBinding", "WatchQueueCore", "SystemSources"]),
+        // Beside the layers: the C shim the compat library is made of (pipe2, ioctl,
+        // syscall and keyctl are variadic or C-only), speaking include/wqfs/compat.h.
+        // SwiftPM links it with swiftc, which adds libswiftCore (its swiftrt.o needs
+        // it) as wqfs itself has: preloaded, it comes along.
+        .target(name: "WQFSCompat", cSettings: [.headerSearchPath("../../include")]),
         // Layer 5: the executables.
         .executableTarget(name: "wqfs", dependencies: ["WatchQueueFS"]),
         // SystemSources for the system records' decoders and mountinfo's unescaping,
@@ -49,6 +57,11 @@ let package = Package(
 
         // The C client the mount tests drive the queue files with (ioctl, poll, EINTR).
         .executableTarget(name: "wqtestclient", path: "Tests/TestClient",
+                          cSettings: [.headerSearchPath("../../include")]),
+
+        // The C program the compat mount tests run under LD_PRELOAD=libwqfs-compat.so:
+        // kernel calls only (pipe2, the watch-queue ioctls, keyctl), no wqfs paths.
+        .executableTarget(name: "wqfs-compat-client", path: "Tests/CompatClient",
                           cSettings: [.headerSearchPath("../../include")]),
 
         // The benchmark (issue 5): swift run -c release wqfs-bench [--quick] [--json].

@@ -164,7 +164,7 @@ public final class Engine: Sendable {
         }
     }
 
-    private func reserveSlots(_ slots: Int, for uid: UInt32, in state: inout State) throws(WQError) {
+    func reserveSlots(_ slots: Int, for uid: UInt32, in state: inout State) throws(WQError) {
         guard state.totalSlots + slots <= limits.maxTotalSlots else {
             throw WQError(ENOSPC, "queues would hold \(state.totalSlots + slots) record slots, over the mount's limit of \(limits.maxTotalSlots)")
         }
@@ -176,7 +176,7 @@ public final class Engine: Sendable {
         state.slotsByUser[uid] = held + slots
     }
 
-    private static func releaseSlots(_ slots: Int, for uid: UInt32, in state: inout State) {
+    static func releaseSlots(_ slots: Int, for uid: UInt32, in state: inout State) {
         state.totalSlots -= slots
         state.slotsByUser[uid, default: slots] -= slots
         if state.slotsByUser[uid] == 0 { state.slotsByUser[uid] = nil }
@@ -228,7 +228,7 @@ public final class Engine: Sendable {
 
     /// Every queue, oldest first, read under one lock (a directory listing).
     public func queues() -> [(name: String, id: QueueID)] {
-        state.withLock { state in state.queuesByID.values.sorted { $0.id.raw < $1.id.raw }.map { ($0.name, $0.id) } }
+        state.withLock { state in state.queuesByID.values.filter { $0.anonymous == nil }.sorted { $0.id.raw < $1.id.raw }.map { ($0.name, $0.id) } }
     }
 
     /// Capacity in records.
@@ -240,6 +240,8 @@ public final class Engine: Sendable {
     /// - Throws: EINVAL outside 1...maxSize, EBUSY below the records queued, ENOSPC past the memory limit.
     public func setSize(of queue: QueueID, to size: Int) throws(WQError) {
         try withQueue(queue) { (queue, state) throws(WQError) in
+            // The kernel's rules hold for an anonymous queue: only its ioctl sizes it.
+            guard queue.anonymous == nil else { throw WQError(EBUSY, "an anonymous queue is sized only by IOC_WATCH_QUEUE_SET_SIZE") }
             guard (1...limits.maxSize).contains(size) else {
                 throw .invalid("size \(size) is outside 1..\(limits.maxSize)")
             }
@@ -319,7 +321,9 @@ public final class Engine: Sendable {
             switch Self.take(from: queue, into: buffer) {
             case .copied(let bytes, _): return bytes
             case .bufferTooSmall: throw WQError(ENOBUFS, "the next record does not fit in \(buffer.count) bytes")
-            case .empty: throw WQError(EAGAIN, "the queue is empty")
+            case .empty:
+                if queue.atEndOfFile { return 0 }
+                throw WQError(EAGAIN, "the queue is empty")
             }
         }
     }
@@ -335,6 +339,7 @@ public final class Engine: Sendable {
         state.withLock { state in
             guard let queue = state.queuesByID[queue] else { return .endOfFile }
             guard queue.ring.isReadable else {
+                if queue.atEndOfFile { return .endOfFile }
                 guard let token else { return .wouldBlock }
                 if interrupted() { return .failure(EINTR) }
                 queue.parked.append(ParkedRead(token: token, capacity: capacity))
@@ -371,7 +376,8 @@ public final class Engine: Sendable {
         state.withLock { state in
             let unkept = token.map { [$0] } ?? []
             guard let queue = state.queuesByID[queue] else { return (PollEvents.hangUp, unkept) }
-            if queue.ring.isReadable { return (PollEvents.readable, unkept) }
+            let events = queue.pollEvents
+            if events != 0 { return (events, unkept) }
             guard let token else { return (0, []) }
             if let index = queue.pollers.firstIndex(where: { $0.owner == owner }) {
                 let earlier = queue.pollers[index].token
@@ -697,6 +703,7 @@ public final class Engine: Sendable {
         // its ring stay at hand for the whole batch.
         for watch in source.watches {
             let queue = watch.queue
+            guard queue.takesRecords else { continue }
             let ring = queue.ring
             let filter = queue.filter
             if filter.isEmpty {
@@ -732,6 +739,7 @@ public final class Engine: Sendable {
     /// One copy into one queue: the watch ID goes into `info`, then the filter, then the ring.
     @inline(__always)
     private static func deliver(_ record: UnsafeRawBufferPointer, header: RecordHeader, to queue: QueueObject, watchID: UInt8) {
+        guard queue.takesRecords else { return }
         let info = header.info & ~RecordLayout.watchIDMask | UInt32(watchID) << RecordLayout.watchIDShift
         queue.counters.posted += 1
         guard queue.filter.admits(type: header.type, subtype: header.subtype, info: info) else {

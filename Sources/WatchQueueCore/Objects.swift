@@ -232,7 +232,8 @@ public struct QueueCounters: Equatable, Sendable {
 
 final class QueueObject {
     let id: QueueID
-    let name: String
+    /// Changes once, when the queue turns anonymous and its name is given up.
+    var name: String
     /// The uid that made it: its queue and slot counts are charged to them (a
     /// later chown does not move the charge).
     let creator: UInt32
@@ -244,6 +245,13 @@ final class QueueObject {
     var parked: [ParkedRead] = []
     var pollers: [Poller] = []
     var openReaders = 0
+    /// Open files of the queue file, and those of them opened for writing: an
+    /// anonymous queue lives while the first is non-zero and reads end of file once
+    /// the second is zero (AnonymousQueues.swift).
+    var openFiles = 0
+    var openWriters = 0
+    /// Set once the queue has turned anonymous (`WQFS_IOC_ANONYMOUS`).
+    var anonymous: AnonymousState?
     var metadata: [Metadata]
 
     init(id: QueueID, name: String, capacity: Int, owner: Credentials, at time: Timestamp) {

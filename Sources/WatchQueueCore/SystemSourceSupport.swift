@@ -63,7 +63,7 @@ extension Engine {
         state.withLock { state in
             var wakeups = Wakeups()
             guard let object = state.sourcesByID[source] else { return wakeups }
-            for watch in object.watches {
+            for watch in object.watches where watch.queue.takesRecords {
                 watch.queue.ring.markLoss()
                 watch.queue.counters.posted += 1
                 watch.queue.counters.lost += 1

@@ -267,7 +267,7 @@ public final class WatchQueueFileSystem: FuseFilesystem {
             _ = request.reply(error: error.errno)
         case .success(let (node, attributes)):
             guard case .queue(let queue, _) = node else { return }
-            if Self.opensForReading(file.flags) { engine.openReader(of: queue, delta: 1) }
+            engine.openedQueueFile(queue, reading: Self.opensForReading(file.flags), writing: Self.opensForWriting(file.flags))
             _ = request.reply(create: entry(node, attributes), open: queueOpenOptions(for: node, flags: file.flags))
         }
     }
@@ -454,7 +454,7 @@ public final class WatchQueueFileSystem: FuseFilesystem {
             return
         }
         if case .queue(let queue, .queue) = node {
-            if Self.opensForReading(file.flags) { engine.openReader(of: queue, delta: 1) }
+            engine.openedQueueFile(queue, reading: Self.opensForReading(file.flags), writing: Self.opensForWriting(file.flags))
             _ = request.reply(open: queueOpenOptions(for: node, flags: file.flags))
             return
         }
@@ -479,8 +479,10 @@ public final class WatchQueueFileSystem: FuseFilesystem {
                     PollHandle(unsafeReclaimingToken: token).destroy()
                 }
             }
-            if case .queue(let queue, .queue) = open.node, Self.opensForReading(open.flags) {
-                engine.openReader(of: queue, delta: -1)
+            if case .queue(let queue, .queue) = open.node {
+                // The last release of an anonymous queue destroys it.
+                deliver(engine.releasedQueueFile(queue, reading: Self.opensForReading(open.flags),
+                                                 writing: Self.opensForWriting(open.flags)))
             }
         }
         _ = request.reply(error: 0)

@@ -162,14 +162,16 @@ extension WatchQueueFileSystem {
             _ = request.reply(ioctl: 0, bytes: Records.littleEndianBytes(bytes))
         case Self.setSizeCommand:
             do throws(WQError) {
-                guard argument <= UInt64(Int32.max) else { throw WQError(EINVAL, "size \(argument) is outside 1..\(engine.limits.maxSize)") }
-                try engine.setSize(of: queue, to: Int(argument))
+                // The kernel's rules for an anonymous queue, the mount's for a named one.
+                try engine.setSizeByIoctl(of: queue, to: argument)
                 _ = request.reply(ioctl: 0)
             } catch {
                 errors.record(path: path(of: .queue(queue, .queue)), uid: request.uid,
                               input: "ioctl IOC_WATCH_QUEUE_SET_SIZE \(argument)", error: error)
                 _ = request.reply(error: error.errno)
             }
+        case let command where Self.compatCommands.contains(command):
+            compatIoctl(request, queue: queue, command: command, input: input)
         default:
             _ = request.reply(error: ENOTTY)
         }

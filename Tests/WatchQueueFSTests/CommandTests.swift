@@ -169,7 +169,7 @@ struct CommandTests {
     func stagedFiles() throws {
         try withStagedInstall { destdir, outcome in
             let expected: [(path: String, mode: mode_t)] = [
-                ("/usr/bin/wqfs", 0o755), ("/usr/bin/wqcat", 0o755),
+                ("/usr/bin/wqfs", 0o755), ("/usr/bin/wqcat", 0o755), ("/usr/lib/libwqfs-compat.so", 0o755),
                 ("/usr/share/man/man8/wqfs.8", 0o644), ("/usr/share/man/man1/wqcat.1", 0o644),
                 ("/usr/lib/systemd/system/wqfs.service", 0o644), ("/usr/share/doc/wqfs/README.md", 0o644),
             ]

@@ -13,7 +13,8 @@
  * watches go with it, silently), it holds no records until sized once with
  * IOC_WATCH_QUEUE_SET_SIZE (1..512, rounded up to 32; again: EBUSY), a read of it
  * empty with no descriptor open for writing is end of file, and poll reports POLLIN
- * only for queued records. */
+ * only for queued records (POLLHUP once no descriptor open for writing is left).
+ * Only the queue's owner (or root) may ask: EPERM otherwise. */
 #define WQFS_IOC_ANONYMOUS	_IO('W', 0x70)
 
 /* IOC_WATCH_QUEUE_SET_FILTER, carried whole: `struct watch_notification_filter`
