@@ -28,6 +28,20 @@ let package = Package(
         // epoll, eventfd, netlink, fanotify and the mount syscalls, which Glibc's
         // module does not bring (and syscall(2) is variadic).
         .target(name: "CSystemCalls"),
+        // The BPF key observer (SOURCES.md "Keys"), a library for a keys source: the
+        // program (Sources/KeyObserverBPF/keys.bpf.c, compiled by the plugin below in
+        // every build and embedded as base64), its libbpf loader, and the Swift decoder.
+        .systemLibrary(
+            name: "CLibbpf",
+            pkgConfig: "libbpf",
+            providers: [.apt(["libbpf-dev"])]
+        ),
+        .target(name: "CKeyObserver", dependencies: ["CLibbpf"]),
+        .executableTarget(name: "bpf-embed", path: "Plugins/BPFEmbed"),
+        .plugin(name: "KeyObserverBPFPlugin", capability: .buildTool(), dependencies: ["bpf-embed"]),
+        .target(name: "KeyObserverBPF", exclude: ["keys.bpf.c"], plugins: ["KeyObserverBPFPlugin"]),
+        .target(name: "KeyObserver", dependencies: ["CKeyObserver", "KeyObserverBPF"]),
+
         // Layer 4: the filesystem, mapping inodes and files onto the engine.
         .target(name: "WatchQueueFS", dependencies: ["FuseBinding", "WatchQueueCore", "SystemSources"]),
         // Layer 5: the executables.
@@ -73,6 +87,7 @@ let package = Package(
         .testTarget(name: "WatchQueueFSTests", dependencies: ["WatchQueueFS", "WatchQueueCore", "CWatchQueueABI"]),
         .testTarget(name: "WQCatTests", dependencies: ["WQCatKit", "WatchQueueCore"]),
         .testTarget(name: "FuseBindingTests", dependencies: ["FuseBinding"]),
+        .testTarget(name: "KeyObserverTests", dependencies: ["KeyObserver", "CKeyObserver"]),
         .testTarget(name: "SystemSourcesTests", dependencies: ["SystemSources", "WatchQueueCore", "CSystemRecordsABI"]),
     ],
     swiftLanguageModes: [.v6]
