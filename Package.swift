@@ -69,7 +69,7 @@ let package = Package(
         // libFuzzer targets, one per parser of user input and one for the engine
         // against a reference model (Fuzz/README.md; run with Fuzz/run). A normal
         // build makes them replay tools: fuzz-engine FILE|DIR...
-        .target(name: "WatchQueueFuzzing", dependencies: ["WatchQueueCore", "SystemSources", "CFuzzerDriver"], path: "Fuzz/Support"),
+        .target(name: "WatchQueueFuzzing", dependencies: ["WatchQueueCore", "SystemSources", "KeyObserver", "CFuzzerDriver"], path: "Fuzz/Support"),
         .target(name: "CFuzzerDriver", path: "Fuzz/CFuzzerDriver"),
         .executableTarget(name: "fuzz-filter", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/filter"),
         .executableTarget(name: "fuzz-post", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/post"),
@@ -82,6 +82,7 @@ let package = Package(
         .executableTarget(name: "fuzz-uevent", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/uevent"),
         .executableTarget(name: "fuzz-fanotify", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/fanotify"),
         .executableTarget(name: "fuzz-connector", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/connector"),
+        .executableTarget(name: "fuzz-keyevent", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/keyevent"),
 
         .testTarget(name: "WatchQueueCoreTests", dependencies: ["WatchQueueCore", "CWatchQueueABI"]),
         .testTarget(name: "WatchQueueFSTests", dependencies: ["WatchQueueFS", "WatchQueueCore", "CWatchQueueABI"]),

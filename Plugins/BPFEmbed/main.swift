@@ -1,5 +1,6 @@
-// bpf-embed OBJECT SWIFT: writes a Swift source holding OBJECT's bytes as one base64
-// string (KeyObserverProgram.base64, decoded at run time). A string literal compiles
+// bpf-embed OBJECT SWIFT CLANG ARGUMENTS...: runs CLANG ARGUMENTS (which write OBJECT),
+// then writes a Swift source holding OBJECT's bytes as one base64 string
+// (KeyObserverProgram.base64, decoded at run time). A string literal compiles
 // fast; an array literal of tens of thousands of integers would not.
 #if canImport(Glibc)
 import Glibc
@@ -12,7 +13,15 @@ func fail(_ message: String) -> Never {
 }
 
 let arguments = CommandLine.arguments
-guard arguments.count == 3 else { fail("usage: bpf-embed OBJECT SWIFT") }
+guard arguments.count >= 4 else { fail("usage: bpf-embed OBJECT SWIFT CLANG ARGUMENTS...") }
+// The compiler, with its output and errors going where the build shows them.
+var argv: [UnsafeMutablePointer<CChar>?] = arguments[3...].map { strdup($0) } + [nil]
+var child: pid_t = 0
+let spawned = posix_spawn(&child, arguments[3], nil, nil, &argv, environ)
+guard spawned == 0 else { fail("cannot run \(arguments[3]): \(String(cString: strerror(spawned)))") }
+var status: Int32 = 0
+while waitpid(child, &status, 0) < 0 && errno == EINTR {}
+guard status == 0 else { fail("\(arguments[3]) failed (wait status \(status))") }
 guard let input = fopen(arguments[1], "rb") else { fail("cannot open \(arguments[1])") }
 var bytes: [UInt8] = []
 var chunk = [UInt8](repeating: 0, count: 65_536)

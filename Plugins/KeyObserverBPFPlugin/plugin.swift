@@ -1,6 +1,6 @@
 // Builds the key observer's BPF program (keys.bpf.c in the target it is applied to)
 // with the toolchain's clang, which has the bpf target, and turns the object into a
-// Swift source holding it as base64 (Plugins/BPFEmbed). So the object is made by
+// Swift source holding it as base64 (Plugins/BPFEmbed runs both steps). So the object is made by
 // every build, from source, and no binary is committed.
 import PackagePlugin
 
@@ -15,11 +15,15 @@ struct KeyObserverBPFPlugin: BuildToolPlugin {
         let include = context.package.directoryURL.appending(path: "Sources/CKeyObserver/include")
         let object = context.pluginWorkDirectoryURL.appending(path: "keys.bpf.o")
         let generated = context.pluginWorkDirectoryURL.appending(path: "KeyObserverProgramObject.swift")
+        // One command: bpf-embed runs clang itself. A build command's outputs become
+        // the target's sources or resources, so the object must not be one of them
+        // (SwiftPM would bundle it as a resource); only the Swift file is.
         return [
             .buildCommand(
-                displayName: "Compiling BPF program keys.bpf.c",
-                executable: clang.url,
+                displayName: "Compiling and embedding BPF program keys.bpf.c",
+                executable: embed.url,
                 arguments: [
+                    object.path, generated.path, clang.url.path,
                     // -g: libbpf needs the BTF it produces to relocate the kernel
                     // struct fields (CO-RE). The system headers give <linux/bpf.h>,
                     // libbpf's <bpf/bpf_helpers.h> and the x86-64 <asm/types.h>.
@@ -27,14 +31,7 @@ struct KeyObserverBPFPlugin: BuildToolPlugin {
                     "-I", include.path, "-I/usr/include/bpf", "-I/usr/include", "-I/usr/include/x86_64-linux-gnu",
                     "-c", source.path, "-o", object.path,
                 ],
-                inputFiles: [source, include.appending(path: "key_event.h")],
-                outputFiles: [object]
-            ),
-            .buildCommand(
-                displayName: "Embedding keys.bpf.o",
-                executable: embed.url,
-                arguments: [object.path, generated.path],
-                inputFiles: [object],
+                inputFiles: [source, include.appending(path: "key_event.h"), clang.url],
                 outputFiles: [generated]
             ),
         ]

@@ -60,6 +60,22 @@ public enum KeyOperation: Hashable, Sendable {
     case restricted(keyring: KeyReference)
     /// KEYCTL_MOVE; `exclusive` is KEYCTL_MOVE_EXCL.
     case moved(key: KeyReference, from: KeyReference, to: KeyReference, exclusive: Bool)
+
+    /// Every key and keyring the operation names, in argument order (the serial
+    /// add_key and request_key return first).
+    public var references: [KeyReference] {
+        switch self {
+        case .added(let key, let keyring, _, _): [.serial(key), keyring]
+        case .requested(let key, let destination, _, _): [.serial(key)] + (destination.map { [$0] } ?? [])
+        case .updated(let key), .revoked(let key), .ownerChanged(let key, _, _), .permissionsSet(let key, _),
+             .cleared(let key), .timeoutSet(let key, _), .invalidated(let key), .restricted(let key):
+            [key]
+        case .linked(let key, let keyring), .unlinked(let key, let keyring): [key, keyring]
+        case .instantiated(let key, let keyring), .negated(let key, _, _, let keyring):
+            [key] + (keyring.map { [$0] } ?? [])
+        case .moved(let key, let from, let to, _): [key, from, to]
+        }
+    }
 }
 
 /// Why event bytes could not be decoded. The decoder checks every size and value it
