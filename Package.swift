@@ -31,6 +31,20 @@ let package = Package(
         // epoll, eventfd, netlink, fanotify and the mount syscalls, which Glibc's
         // module does not bring (and syscall(2) is variadic).
         .target(name: "CSystemCalls"),
+        // The BPF key observer (SOURCES.md "Keys"), a library for a keys source: the
+        // program (Sources/KeyObserverBPF/keys.bpf.c, compiled by the plugin below in
+        // every build and embedded as base64), its libbpf loader, and the Swift decoder.
+        .systemLibrary(
+            name: "CLibbpf",
+            pkgConfig: "libbpf",
+            providers: [.apt(["libbpf-dev"])]
+        ),
+        .target(name: "CKeyObserver", dependencies: ["CLibbpf"]),
+        .executableTarget(name: "bpf-embed", path: "Plugins/BPFEmbed"),
+        .plugin(name: "KeyObserverBPFPlugin", capability: .buildTool(), dependencies: ["bpf-embed"]),
+        .target(name: "KeyObserverBPF", exclude: ["keys.bpf.c"], plugins: ["KeyObserverBPFPlugin"]),
+        .target(name: "KeyObserver", dependencies: ["CKeyObserver", "KeyObserverBPF"]),
+
         // Layer 4: the filesystem, mapping inodes and files onto the engine.
         .target(name: "WatchQueueFS", dependencies: ["FuseBinding", "WatchQueueCore", "SystemSources"]),
         // Beside the layers: the C shim the compat library is made of (pipe2, ioctl,
@@ -70,7 +84,7 @@ let package = Package(
         // libFuzzer targets, one per parser of user input and one for the engine
         // against a reference model (Fuzz/README.md; run with Fuzz/run). A normal
         // build makes them replay tools: fuzz-engine FILE|DIR...
-        .target(name: "WatchQueueFuzzing", dependencies: ["WatchQueueCore", "SystemSources", "CFuzzerDriver"], path: "Fuzz/Support"),
+        .target(name: "WatchQueueFuzzing", dependencies: ["WatchQueueCore", "SystemSources", "KeyObserver", "CFuzzerDriver"], path: "Fuzz/Support"),
         .target(name: "CFuzzerDriver", path: "Fuzz/CFuzzerDriver"),
         .executableTarget(name: "fuzz-filter", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/filter"),
         .executableTarget(name: "fuzz-post", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/post"),
@@ -83,11 +97,13 @@ let package = Package(
         .executableTarget(name: "fuzz-uevent", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/uevent"),
         .executableTarget(name: "fuzz-fanotify", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/fanotify"),
         .executableTarget(name: "fuzz-connector", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/connector"),
+        .executableTarget(name: "fuzz-keyevent", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/keyevent"),
 
         .testTarget(name: "WatchQueueCoreTests", dependencies: ["WatchQueueCore", "CWatchQueueABI"]),
         .testTarget(name: "WatchQueueFSTests", dependencies: ["WatchQueueFS", "WatchQueueCore", "CWatchQueueABI"]),
         .testTarget(name: "WQCatTests", dependencies: ["WQCatKit", "WatchQueueCore", "SystemSources"]),
         .testTarget(name: "FuseBindingTests", dependencies: ["FuseBinding"]),
+        .testTarget(name: "KeyObserverTests", dependencies: ["KeyObserver", "CKeyObserver"]),
         .testTarget(name: "SystemSourcesTests", dependencies: ["SystemSources", "WatchQueueCore", "CSystemRecordsABI"]),
     ],
     swiftLanguageModes: [.v6]
