@@ -27,7 +27,7 @@ let package = Package(
         .target(name: "WatchQueueCore"),
         // Beside the core: the real sources (DESIGN §6). For now the pure part: kernel
         // message decoders and the records they become (layouts: include/wqfs/records.h).
-        .target(name: "SystemSources", dependencies: ["WatchQueueCore", "CSystemCalls"]),
+        .target(name: "SystemSources", dependencies: ["WatchQueueCore", "CSystemCalls", "KeyObserver", "CKeyObserver"]),
         // epoll, eventfd, netlink, fanotify and the mount syscalls, which Glibc's
         // module does not bring (and syscall(2) is variadic).
         .target(name: "CSystemCalls"),

@@ -74,7 +74,3 @@ ssize_t wq_netlink_send_to_kernel(int fd, const void *message, size_t length) {
     kernel.nl_family = AF_NETLINK;
     return sendto(fd, message, length, 0, (struct sockaddr *)&kernel, sizeof kernel);
 }
-
-long wq_keyctl(int operation, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5) {
-    return syscall(SYS_keyctl, operation, a2, a3, a4, a5);
-}

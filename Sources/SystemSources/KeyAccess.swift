@@ -1,3 +1,4 @@
+import CKeyObserver
 import CSystemCalls
 import WatchQueueCore
 #if canImport(Glibc)

@@ -15,13 +15,14 @@ import Glibc
 public final class SystemSources: @unchecked Sendable {
     /// What `-o sources=` and `-o source_buffer=` say.
     public struct Configuration: Sendable, Equatable {
-        /// The sources to start, of ``SystemSources/names``.
+        /// The sources to start, of ``SystemSources/names``, and `keys` for the
+        /// observer of key changes behind `keys/SERIAL`.
         public var enabled: Set<String>
         /// The receive buffer of the netlink sockets in bytes (0: the kernel's
         /// default): small values make overflow easy to provoke in tests.
         public var receiveBuffer: Int
 
-        public init(enabled: Set<String> = Set(SystemSources.names), receiveBuffer: Int = 0) {
+        public init(enabled: Set<String> = Set(SystemSources.names + ["keys"]), receiveBuffer: Int = 0) {
             self.enabled = enabled
             self.receiveBuffer = receiveBuffer
         }
@@ -33,13 +34,16 @@ public final class SystemSources: @unchecked Sendable {
     /// One line per known source for the mount's README: running, or why not.
     public let report: [String]
 
+    /// The observer of key changes, when asked for.
+    private let keys: KeysMechanism?
+
     private let engine: Engine
     /// The sources that started, with their mechanisms (fixed after init).
     private let started: [(source: SourceID, mechanism: any Mechanism)]
     private let epoll: Int32
     private let wake: Int32
     /// Work for the event thread from other threads.
-    private let pending = Locked<(sources: Set<SourceID>, stop: Bool)>(([], false))
+    private let pending = Locked<(sources: Set<SourceID>, keys: Bool, stop: Bool)>(([], false, false))
     private let thread = Locked<pthread_t?>(nil)
 
     /// Probes the configured mechanisms and makes the sources of those that work.
@@ -71,6 +75,14 @@ public final class SystemSources: @unchecked Sendable {
                 report.append("\(mechanism.name): absent: \(error.reason)")
             }
         }
+        if configuration.enabled.contains("keys") {
+            let keys = KeysMechanism(engine: engine)
+            report.append("keys: " + keys.summary)
+            self.keys = keys
+        } else {
+            report.append("keys: off (-o sources=)")
+            keys = nil
+        }
         self.report = report
         self.started = started
         epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
@@ -85,7 +97,7 @@ public final class SystemSources: @unchecked Sendable {
     /// Starts the event thread; `deliver` answers what the posts made due (parked
     /// reads, polls). Nothing to do when no source started.
     public func start(deliver: @escaping @Sendable (Wakeups) -> Void) throws(WQError) {
-        guard !started.isEmpty else { return }
+        guard !started.isEmpty || keys != nil else { return }
         guard epoll >= 0, wake >= 0 else { throw WQError(errno, callFailed("epoll_create1/eventfd", errno: errno)) }
         var event = epoll_event()
         event.events = EPOLLIN.rawValue
@@ -132,8 +144,7 @@ public final class SystemSources: @unchecked Sendable {
         case .failure(let error):
             lines.append("error \(error.reason)")
         }
-        lines.append("mechanism none")
-        return lines.map { $0 + "\n" }.joined()
+        return lines.map { $0 + "\n" }.joined() + (keys?.status ?? "mechanism none\n")
     }
 
     /// Whether a system source has a side file.
@@ -163,8 +174,13 @@ public final class SystemSources: @unchecked Sendable {
 
     /// From any thread: the source's demand may have changed.
     private func demandChanged(_ source: SourceID) {
-        guard started.contains(where: { $0.source == source }) else { return }
-        pending.withLock { _ = $0.sources.insert(source) }
+        if started.contains(where: { $0.source == source }) {
+            pending.withLock { _ = $0.sources.insert(source) }
+        } else if keys != nil, engine.keySerial(of: source) != nil {
+            pending.withLock { $0.keys = true }
+        } else {
+            return
+        }
         signal()
     }
 
@@ -173,13 +189,32 @@ public final class SystemSources: @unchecked Sendable {
         _ = write(wake, &one, 8)
     }
 
+    /// Stops waiting on a mechanism's old descriptors and waits on its new ones;
+    /// `owner` is the mechanism's index (−1: keys).
+    private func reregister(old: [Descriptor], new: [Descriptor], owner: Int, owners: inout [Int32: Int]) {
+        for descriptor in old {
+            _ = epoll_ctl(epoll, EPOLL_CTL_DEL, descriptor.fd, nil)
+            owners[descriptor.fd] = nil
+        }
+        for descriptor in new {
+            var registration = epoll_event()
+            registration.events = descriptor.events
+            registration.data.fd = descriptor.fd
+            _ = epoll_ctl(epoll, EPOLL_CTL_ADD, descriptor.fd, &registration)
+            owners[descriptor.fd] = owner
+        }
+    }
+
     private func run(deliver: @escaping @Sendable (Wakeups) -> Void) {
         let sinks = started.map { RecordSink(engine: engine, source: $0.source, deliver: deliver) }
         var waiting: [[Descriptor]] = Array(repeating: [], count: started.count)
         var owners: [Int32: Int] = [:]
+        // The keys mechanism's descriptors: not tied to one source.
+        var keyDescriptors: [Descriptor] = []
+        keys?.deliver = deliver
         var events = [epoll_event](repeating: epoll_event(), count: 32)
         // Watches made before the thread started are demand too.
-        pending.withLock { $0.sources.formUnion(started.map(\.source)) }
+        pending.withLock { $0.sources.formUnion(started.map(\.source)); $0.keys = true }
         signal()
         while true {
             let n = epoll_wait(epoll, &events, Int32(events.count), -1)
@@ -192,32 +227,30 @@ public final class SystemSources: @unchecked Sendable {
                 if fd == wake {
                     var count: UInt64 = 0
                     _ = read(wake, &count, 8)
-                    let work = pending.withLock { state -> (Set<SourceID>, Bool) in
-                        defer { state.sources = [] }
-                        return (state.sources, state.stop)
+                    let work = pending.withLock { state -> (sources: Set<SourceID>, keys: Bool, stop: Bool) in
+                        defer { state.sources = []; state.keys = false }
+                        return state
                     }
-                    if work.1 {
+                    if work.stop {
                         for (index, entry) in started.enumerated() {
                             _ = entry.mechanism.adjust(to: SourceDemand(watches: 0, subtypes: SubtypeSet()), sink: sinks[index])
                         }
+                        _ = keys?.adjust(watched: 0)
                         return
                     }
-                    for (index, entry) in started.enumerated() where work.0.contains(entry.source) {
+                    if work.keys, let keys {
+                        let now = keys.adjust(watched: engine.watchedKeys().count)
+                        reregister(old: keyDescriptors, new: now, owner: -1, owners: &owners)
+                        keyDescriptors = now
+                    }
+                    for (index, entry) in started.enumerated() where work.sources.contains(entry.source) {
                         let demand = engine.demand(of: entry.source) ?? SourceDemand(watches: 0, subtypes: SubtypeSet())
                         let now = entry.mechanism.adjust(to: demand, sink: sinks[index])
-                        for old in waiting[index] {
-                            _ = epoll_ctl(epoll, EPOLL_CTL_DEL, old.fd, nil)
-                            owners[old.fd] = nil
-                        }
-                        for new in now {
-                            var registration = epoll_event()
-                            registration.events = new.events
-                            registration.data.fd = new.fd
-                            _ = epoll_ctl(epoll, EPOLL_CTL_ADD, new.fd, &registration)
-                            owners[new.fd] = index
-                        }
+                        reregister(old: waiting[index], new: now, owner: index, owners: &owners)
                         waiting[index] = now
                     }
+                } else if owners[fd] == -1 {
+                    keys?.ready(fd)
                 } else if let index = owners[fd] {
                     started[index].mechanism.ready(fd, events: event.events, sink: sinks[index])
                     sinks[index].flush()

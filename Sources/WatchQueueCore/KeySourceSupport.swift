@@ -46,9 +46,12 @@ extension Engine {
     /// Key `serial` went away: each watching queue receives a removal record with the
     /// serial, and the source goes.
     public func keyGone(serial: Int32) -> Wakeups {
-        state.withLock { state in
+        var gone: [SourceID] = []
+        defer { demandChanged(gone) }
+        return state.withLock { state in
             var wakeups = Wakeups()
             guard let source = state.keySources.removeValue(forKey: serial) else { return wakeups }
+            gone = [source.id]
             state.sourcesByID[source.id] = nil
             for watch in source.watches { Self.detach(watch, from: source, state: &state, wakeups: &wakeups) }
             source.watches = []
@@ -63,7 +66,8 @@ extension Engine {
     ///   EAGAIN over the per-user watch limit, EBADSLT removing a watch that is not
     ///   there, EINVAL for another `watchID`, ENOENT when the queue is gone.
     public func watchKey(_ key: SourceID, from queue: QueueID, watchID: Int32, caller: Credentials) throws(WQError) -> Wakeups {
-        try state.withLock { (state: inout State) throws(WQError) -> Wakeups in
+        defer { demandChanged([key]) }
+        return try state.withLock { (state: inout State) throws(WQError) -> Wakeups in
             guard let source = state.sourcesByID[key], source.keySerial != nil else { throw WQError(ENOKEY, "no such key") }
             guard let queue = state.queuesByID[queue] else { throw WQError(ENOENT, "the queue is gone") }
             var wakeups = Wakeups()

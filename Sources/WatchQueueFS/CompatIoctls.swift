@@ -1,4 +1,5 @@
 import FuseBinding
+import SystemSources
 import WatchQueueCore
 #if canImport(Glibc)
 import Glibc
@@ -34,9 +35,9 @@ extension WatchQueueFileSystem {
                 return Wakeups()
             }
         default:
-            // WQFS_IOC_WATCH_KEY: answered once the key source exists.
-            _ = request.reply(error: ENOTTY)
-            return
+            name = "WQFS_IOC_WATCH_KEY"
+            let caller = Credentials(uid: request.uid, gid: request.gid, groups: request.supplementaryGroups())
+            outcome = Result { () throws(WQError) in try watchKey(from: queue, input, caller: caller) }
         }
         switch outcome {
         case .success(let wakeups):
@@ -46,5 +47,19 @@ extension WatchQueueFileSystem {
             errors.record(path: path(of: .queue(queue, .queue)), uid: request.uid, input: "ioctl \(name)", error: error)
             _ = request.reply(error: error.errno)
         }
+    }
+
+    /// `WQFS_IOC_WATCH_KEY`: `KEYCTL_WATCH_KEY` after the shim's checks in the
+    /// caller's credentials. The server checks View again itself (the ioctl can come
+    /// from anyone holding the queue), then answers as the kernel: EBUSY, EAGAIN,
+    /// EBADSLT.
+    private func watchKey(from queue: QueueID, _ input: UnsafeRawBufferPointer, caller: Credentials) throws(WQError) -> Wakeups {
+        guard input.count >= 8 else { throw WQError(EINVAL, "a key watch request is 8 bytes, got \(input.count)") }
+        let serial = Int32(littleEndian: input.loadUnaligned(as: Int32.self))
+        let watchID = Int32(littleEndian: input.loadUnaligned(fromByteOffset: 4, as: Int32.self))
+        guard (-1...255).contains(watchID) else { throw WQError(EINVAL, "watch id \(watchID) is outside -1..255") }
+        try KeyAccess.describe(serial).get().checkView(by: caller)
+        guard let source = engine.keySource(serial: serial, create: true) else { throw WQError(ENOKEY, "no key \(serial)") }
+        return try engine.watchKey(source, from: queue, watchID: watchID, caller: caller)
     }
 }

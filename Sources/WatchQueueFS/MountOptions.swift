@@ -50,7 +50,7 @@ public enum MountOptions {
     }
 
     /// The options of the system sources, which `systemSources(from:)` reads.
-    static let systemSourceOptions = Set(["sources", "source_buffer", "none"] + SystemSources.names)
+    static let systemSourceOptions = Set(["sources", "source_buffer", "none", "keys"] + SystemSources.names)
 
     /// Which system sources to start and how. `sources=LIST` names them, separated
     /// by `:` or by commas (libfuse splits `-o sources=mounts,devices` into
@@ -67,8 +67,8 @@ public enum MountOptions {
             case ("sources", let list?):
                 listed = []
                 for item in list.split(separator: ":") where item != "none" {
-                    guard SystemSources.names.contains(String(item)) else {
-                        throw WQError(Glibc.EINVAL, "sources: \(Grammar.quoted(item)) is none of \(SystemSources.names.joined(separator: ", ")), none")
+                    guard SystemSources.names.contains(String(item)) || item == "keys" else {
+                        throw WQError(Glibc.EINVAL, "sources: \(Grammar.quoted(item)) is none of \(SystemSources.names.joined(separator: ", ")), keys, none")
                     }
                     listed?.insert(String(item))
                 }
@@ -77,7 +77,7 @@ public enum MountOptions {
             case (let item, nil) where listed != nil && item != "sources" && item != "source_buffer":
                 if item != "none" { listed?.insert(item) }
             default:
-                throw WQError(Glibc.EINVAL, "option \(name) is only meaningful as sources=\(SystemSources.names.joined(separator: ",")) or sources=none")
+                throw WQError(Glibc.EINVAL, "option \(name) is only meaningful as sources=\(SystemSources.names.joined(separator: ",")),keys or sources=none")
             }
         }
         if let listed { configuration.enabled = listed }

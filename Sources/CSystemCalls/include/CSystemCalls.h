@@ -33,8 +33,4 @@ ssize_t wq_netlink_receive(int fd, void *buffer, size_t size, uint32_t *sender);
 /* Sends `length` bytes to the kernel (port 0). */
 ssize_t wq_netlink_send_to_kernel(int fd, const void *message, size_t length);
 
-/* keyctl(2) (variadic in libkeyutils and syscall(2)): the server's own calls,
- * made in its own credentials. */
-long wq_keyctl(int operation, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5);
-
 #endif
