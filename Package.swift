@@ -80,6 +80,9 @@ let package = Package(
 
         // The benchmark (issue 5): swift run -c release wqfs-bench [--quick] [--json].
         .executableTarget(name: "wqfs-bench", dependencies: ["WatchQueueCore"], path: "Benchmarks/wqfs-bench"),
+        // What the BPF key observer adds to keyctl: swift run -c release keyobserver-bench (root).
+        .executableTarget(name: "keyobserver-bench", dependencies: ["KeyObserver", "CKeyObserver"],
+                          path: "Benchmarks/keyobserver-bench"),
 
         // libFuzzer targets, one per parser of user input and one for the engine
         // against a reference model (Fuzz/README.md; run with Fuzz/run). A normal

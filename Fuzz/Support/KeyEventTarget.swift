@@ -24,7 +24,8 @@ public enum KeyEventTarget {
         }
         switch event.operation {
         case .added(_, _, let type, let description), .requested(_, _, let type, let description):
-            fuzzCheck(type.utf8.count <= 32 && description.utf8.count <= 256 * 3, "strings longer than their fields")
+            // At most the field less its NUL, each byte at worst a 3-byte U+FFFD.
+            fuzzCheck(type.utf8.count <= 31 * 3 && description.utf8.count <= 255 * 3, "strings longer than their fields")
             fuzzCheck(!type.utf8.contains(0) && !description.utf8.contains(0), "a NUL kept in a string")
         default:
             fuzzCheck(event.syscall == .keyctl, "a keyctl operation from \(event.syscall)")

@@ -234,9 +234,11 @@ public struct KeyEvent: Hashable, Sendable {
         }
     }
 
-    /// A string field: the bytes before the first NUL within what the program read.
+    /// A string field: the bytes before the first NUL within what the program read
+    /// (`length` counts the NUL, so at most capacity − 1 bytes are text). Not UTF-8:
+    /// each bad byte becomes U+FFFD.
     static func string(_ bytes: UnsafeRawBufferPointer, at offset: Int, capacity: Int, length: Int) -> String {
-        let read = min(max(length, 0), capacity)
+        let read = min(max(length - 1, 0), capacity - 1)
         let field = UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + read])
         return String(decoding: field.prefix { $0 != 0 }, as: UTF8.self)
     }
