@@ -21,6 +21,9 @@ final class MountsMechanism: Mechanism, @unchecked Sendable {
     private var fanotify: Int32 = -1
     private var mountinfo: Int32 = -1
     private var current = MountTable()
+    /// Unique id → mountinfo id of the mounts listed last: statmount is asked only
+    /// about new ones.
+    private var legacyOfUnique: [UInt64: UInt64] = [:]
     private var buffer = [UInt8](repeating: 0, count: 16 * 1024)
 
     /// What FUSE threads read.
@@ -216,29 +219,38 @@ final class MountsMechanism: Mechanism, @unchecked Sendable {
     /// the kernel has it.
     private func scan() -> MountTable? {
         guard let text = mountinfoText(), var table = try? MountTable(parsing: text) else { return nil }
-        table.setUniqueIDs(Self.uniqueIDs())
+        table.setUniqueIDs(uniqueIDs())
         return table
     }
 
     private func mountinfoText() -> [UInt8]? { readWholeFile("/proc/self/mountinfo") }
 
-    /// Legacy id → unique id of every mount of the namespace (listmount, then
-    /// statmount of each); empty where the kernel lacks them (before 6.8).
-    static func uniqueIDs() -> [UInt64: UInt64] {
+    /// Legacy id → unique id of every mount of the namespace: listmount, then
+    /// statmount of only the mounts not seen before (a unique id is never reused);
+    /// empty where the kernel lacks these calls (before 6.8).
+    private func uniqueIDs() -> [UInt64: UInt64] {
         var ids = [UInt64](repeating: 0, count: 512)
-        var map: [UInt64: UInt64] = [:]
+        var listed: [UInt64] = []
         var after: UInt64 = 0
-        var buffer = [UInt8](repeating: 0, count: StatMount.basicLength)
         while true {
             let n = ids.withUnsafeMutableBufferPointer { wq_listmount(after, $0.baseAddress, $0.count) }
-            guard n > 0 else { return map }
-            for id in ids.prefix(Int(n)) {
-                let rc = buffer.withUnsafeMutableBytes { wq_statmount(id, StatMount.basic, $0.baseAddress, $0.count) }
-                if rc == 0, let legacy = buffer.withUnsafeBytes({ StatMount.legacyID(in: $0) }) { map[UInt64(legacy)] = id }
-            }
-            guard n == ids.count, let last = ids.last else { return map }
+            guard n > 0 else { break }
+            listed += ids.prefix(Int(n))
+            guard n == ids.count, let last = ids.last else { break }
             after = last
         }
+        var buffer = [UInt8](repeating: 0, count: StatMount.basicLength)
+        var now: [UInt64: UInt64] = [:]
+        for id in listed {
+            if let legacy = legacyOfUnique[id] {
+                now[id] = legacy
+            } else if buffer.withUnsafeMutableBytes({ wq_statmount(id, StatMount.basic, $0.baseAddress, $0.count) }) == 0,
+                      let legacy = buffer.withUnsafeBytes({ StatMount.legacyID(in: $0) }) {
+                now[id] = UInt64(legacy)
+            }
+        }
+        legacyOfUnique = now
+        return Dictionary(now.map { ($0.value, $0.key) }, uniquingKeysWith: { first, _ in first })
     }
 
     private func closeAll() {

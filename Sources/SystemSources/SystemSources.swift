@@ -43,7 +43,23 @@ public final class SystemSources: @unchecked Sendable {
     private let epoll: Int32
     private let wake: Int32
     /// Work for the event thread from other threads.
-    private let pending = Locked<(sources: Set<SourceID>, keys: Bool, stop: Bool)>(([], false, false))
+    private let pending = Locked<Pending>(Pending())
+    /// The requests the event thread has carried out, counted: a caller waits until
+    /// its own request is among them.
+    private let done = Locked<UInt64>(0)
+    private let running = Locked(false)
+
+    /// Work asked of the event thread.
+    private struct Pending {
+        var sources: Set<SourceID> = []
+        var keys = false
+        var stop = false
+        /// Requests made, counted.
+        var asked: UInt64 = 0
+    }
+
+    /// How long a new watch waits for its mechanism to open.
+    private static let openWait = 5.0
     private let thread = Locked<pthread_t?>(nil)
 
     /// Probes the configured mechanisms and makes the sources of those that work.
@@ -172,16 +188,26 @@ public final class SystemSources: @unchecked Sendable {
         }
     }
 
-    /// From any thread: the source's demand may have changed.
+    /// From any thread: the source's demand may have changed. Returns once the event
+    /// thread has opened (or closed) what the change asks for, as the kernel's
+    /// KEYCTL_WATCH_KEY returns with the watch in force: an event that follows a
+    /// new watch is never missed while a mechanism is still being opened.
     private func demandChanged(_ source: SourceID) {
+        let ticket: UInt64
         if started.contains(where: { $0.source == source }) {
-            pending.withLock { _ = $0.sources.insert(source) }
+            ticket = pending.withLock { $0.sources.insert(source); $0.asked += 1; return $0.asked }
         } else if keys != nil, engine.keySerial(of: source) != nil {
-            pending.withLock { $0.keys = true }
+            ticket = pending.withLock { $0.keys = true; $0.asked += 1; return $0.asked }
         } else {
             return
         }
         signal()
+        guard running.withLock({ $0 }) else { return }
+        var waited = 0.0
+        while done.withLock({ $0 }) < ticket && waited < Self.openWait {
+            usleep(500)
+            waited += 0.0005
+        }
     }
 
     private func signal() {
@@ -215,6 +241,7 @@ public final class SystemSources: @unchecked Sendable {
         var events = [epoll_event](repeating: epoll_event(), count: 32)
         // Watches made before the thread started are demand too.
         pending.withLock { $0.sources.formUnion(started.map(\.source)); $0.keys = true }
+        running.withLock { $0 = true }
         signal()
         while true {
             let n = epoll_wait(epoll, &events, Int32(events.count), -1)
@@ -227,15 +254,17 @@ public final class SystemSources: @unchecked Sendable {
                 if fd == wake {
                     var count: UInt64 = 0
                     _ = read(wake, &count, 8)
-                    let work = pending.withLock { state -> (sources: Set<SourceID>, keys: Bool, stop: Bool) in
+                    let work = pending.withLock { state -> Pending in
                         defer { state.sources = []; state.keys = false }
                         return state
                     }
+                    defer { done.withLock { $0 = max($0, work.asked) } }
                     if work.stop {
                         for (index, entry) in started.enumerated() {
                             _ = entry.mechanism.adjust(to: SourceDemand(watches: 0, subtypes: SubtypeSet()), sink: sinks[index])
                         }
                         _ = keys?.adjust(watched: 0)
+                        running.withLock { $0 = false }
                         return
                     }
                     if work.keys, let keys {
