@@ -4,12 +4,16 @@
  * triggering call to this read returning is what any reader of the mechanism
  * pays; wqfs adds its event thread, the engine and a FUSE reply to that.
  *
- *   floor mounts|processes|devices PARENT_TGID
+ *   floor mounts|mounts-rescan|processes|devices PARENT_TGID
  *
  * Prints "ready\n" once subscribed, then one line per event the benchmark
  * triggers, stamped (CLOCK_MONOTONIC, the benchmark's clock) as soon as the
  * read that carried it returned:
  *   mounts:    "A MNT_ID NS" (attach), "D MNT_ID NS" (detach)
+ *   mounts-rescan: the same, but after each read, before the stamp, the mount
+ *              table is read twice as wqfs's mounts mechanism does per event
+ *              (/proc/self/mountinfo, listmount, statmount of every mount): not a
+ *              floor but a measure of that work's kernel side
  *   processes: "F PID NS" (fork), "X PID NS" (exit), only for children of
  *              PARENT_TGID (everything else on the machine forks too)
  *   devices:   "C SEQNUM NS" for a "change" of /devices/virtual/mem/null
@@ -46,6 +50,12 @@
 #define FAN_MNT_DETACH 0x02000000ULL
 #endif
 #define INFO_TYPE_MNT 7
+/* listmount/statmount (Linux 6.8) are newer than the headers too. */
+#define NR_STATMOUNT 457
+#define NR_LISTMOUNT 458
+#define LSMT_ROOT 0xffffffffffffffffULL
+#define STATMOUNT_MNT_BASIC 0x2ULL
+struct mount_id_request { uint32_t size, spare; uint64_t mount_id, param; };
 
 static uint64_t now(void) {
     struct timespec ts;
@@ -69,7 +79,24 @@ static void ready(void) {
     if (write(1, "ready\n", 6) != 6) exit(0);
 }
 
-static void mounts(void) {
+/* One reading of the table as MountsMechanism.scan does it: mountinfo whole, then
+ * every mount's unique id (listmount) and basic statmount. */
+static void scan_table(void) {
+    static char text[65536], stat[4096] __attribute__((aligned(8)));
+    static uint64_t ids[512];
+    int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) die("open /proc/self/mountinfo");
+    while (read(fd, text, sizeof text) > 0) {}
+    close(fd);
+    struct mount_id_request list = { .size = sizeof list, .mount_id = LSMT_ROOT, .param = 0 };
+    long n = syscall(NR_LISTMOUNT, &list, ids, 512, 0);
+    for (long i = 0; i < n; i++) {
+        struct mount_id_request one = { .size = sizeof one, .mount_id = ids[i], .param = STATMOUNT_MNT_BASIC };
+        (void)syscall(NR_STATMOUNT, &one, stat, sizeof stat, 0);
+    }
+}
+
+static void mounts(int rescans) {
     int fd = fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_REPORT_MNT, O_RDONLY);
     if (fd < 0) die("fanotify_init(FAN_REPORT_MNT)");
     int ns = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
@@ -81,11 +108,12 @@ static void mounts(void) {
     static char buffer[16384] __attribute__((aligned(8)));
     for (;;) {
         ssize_t n = read(fd, buffer, sizeof buffer);
-        uint64_t t = now();
         if (n < 0) {
             if (errno == EINTR) continue;
             die("read fanotify");
         }
+        for (int i = 0; i < rescans; i++) scan_table();
+        uint64_t t = now();
         for (ssize_t at = 0; at + (ssize_t)sizeof(struct fanotify_event_metadata) <= n;) {
             struct fanotify_event_metadata *m = (void *)(buffer + at);
             if (m->event_len < sizeof *m || at + (ssize_t)m->event_len > n) break;
@@ -140,9 +168,12 @@ static void processes(long parent) {
         if ((size_t)n < NLMSG_HDRLEN + sizeof(struct cn_msg) + sizeof(struct proc_event)) continue;
         struct cn_msg *message = NLMSG_DATA((struct nlmsghdr *)buffer);
         struct proc_event *event = (struct proc_event *)message->data;
-        if (event->what == PROC_EVENT_FORK && event->event_data.fork.parent_tgid == parent)
+        /* New threads of the parent are forks too: only processes (pid = tgid) count. */
+        if (event->what == PROC_EVENT_FORK && event->event_data.fork.parent_tgid == parent &&
+            event->event_data.fork.child_pid == event->event_data.fork.child_tgid)
             emit('F', (unsigned long long)event->event_data.fork.child_pid, t);
-        else if (event->what == PROC_EVENT_EXIT && event->event_data.exit.parent_tgid == parent)
+        else if (event->what == PROC_EVENT_EXIT && event->event_data.exit.parent_tgid == parent &&
+                 event->event_data.exit.process_pid == event->event_data.exit.process_tgid)
             emit('X', (unsigned long long)event->event_data.exit.process_pid, t);
     }
 }
@@ -176,10 +207,11 @@ static void devices(void) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: floor mounts|processes|devices [PARENT_TGID]\n");
+        fprintf(stderr, "usage: floor mounts|mounts-rescan|processes|devices [PARENT_TGID]\n");
         return 2;
     }
-    if (strcmp(argv[1], "mounts") == 0) mounts();
+    if (strcmp(argv[1], "mounts") == 0) mounts(0);
+    else if (strcmp(argv[1], "mounts-rescan") == 0) mounts(2);
     else if (strcmp(argv[1], "processes") == 0) processes(argc > 2 ? atol(argv[2]) : (long)getppid());
     else if (strcmp(argv[1], "devices") == 0) devices();
     fprintf(stderr, "sources-floor: unknown mechanism %s\n", argv[1]);

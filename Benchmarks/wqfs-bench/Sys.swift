@@ -60,6 +60,18 @@ final class Semaphore: @unchecked Sendable {
     deinit { sem_destroy(sem); sem.deallocate() }
     func post() { sem_post(sem) }
     func wait() { while sem_wait(sem) != 0 && errno == EINTR {} }
+
+    /// Waits at most `seconds`; false on timeout (so an event that never comes
+    /// ends the run with a message instead of hanging it).
+    func wait(seconds: Int) -> Bool {
+        var deadline = timespec()
+        clock_gettime(CLOCK_REALTIME, &deadline)
+        deadline.tv_sec += seconds
+        while sem_timedwait(sem, &deadline) != 0 {
+            if errno != EINTR { return false }
+        }
+        return true
+    }
 }
 
 /// A counter a writer waits on until a reader has caught up (flow control).
