@@ -8,6 +8,8 @@ enum Unit: String {
     case recordsPerSecond = "records/s"
     case copiesPerSecond = "copies/s"
     case bytes = "bytes"
+    /// CPU time in clock ticks (/proc/PID/stat), for the idle cost.
+    case ticks = "ticks"
 
     var higherIsBetter: Bool { self == .recordsPerSecond || self == .copiesPerSecond }
 }
@@ -68,6 +70,7 @@ enum Format {
         switch unit {
         case .microseconds: return fixed(value, value < 100 ? 1 : 0) + " µs"
         case .bytes: return fixed(value, 1) + " B"
+        case .ticks: return fixed(value, 0) + " ticks"
         case .recordsPerSecond, .copiesPerSecond: return rate(value)
         }
     }

@@ -60,6 +60,18 @@ final class Semaphore: @unchecked Sendable {
     deinit { sem_destroy(sem); sem.deallocate() }
     func post() { sem_post(sem) }
     func wait() { while sem_wait(sem) != 0 && errno == EINTR {} }
+
+    /// Waits at most `seconds`; false on timeout (so an event that never comes
+    /// ends the run with a message instead of hanging it).
+    func wait(seconds: Int) -> Bool {
+        var deadline = timespec()
+        clock_gettime(CLOCK_REALTIME, &deadline)
+        deadline.tv_sec += seconds
+        while sem_timedwait(sem, &deadline) != 0 {
+            if errno != EINTR { return false }
+        }
+        return true
+    }
 }
 
 /// A counter a writer waits on until a reader has caught up (flow control).
@@ -307,6 +319,17 @@ enum Cleanup {
         }
     }
 
+    /// Registers a process that holds no mount (the sources floor); returns the slot.
+    static func register(process pid: pid_t) -> Int {
+        lock.withLock { _ in
+            for slot in 0..<capacity where pids[slot] == 0 && paths[slot] == nil {
+                pids[slot] = pid
+                return slot
+            }
+            fail("too many processes")
+        }
+    }
+
     static func unregister(_ slot: Int) {
         lock.withLock { _ in
             pids[slot] = 0
@@ -348,10 +371,11 @@ enum Cleanup {
 
     /// Normal-path cleanup of whatever is still registered.
     static func run() {
-        let slots = lock.withLock { _ in (0..<capacity).filter { paths[$0] != nil } }
+        let slots = lock.withLock { _ in (0..<capacity).filter { paths[$0] != nil || pids[$0] != 0 } }
         for slot in slots {
             let pid = pids[slot]
-            let path = String(cString: paths[slot]!)
+            // A process-only slot has no path; "" is never mounted, so only the process is stopped.
+            let path = paths[slot].map { String(cString: $0) } ?? ""
             stopServer(pid: pid, mountpoint: path)
             unregister(slot)
         }

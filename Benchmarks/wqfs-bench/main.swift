@@ -6,7 +6,9 @@
 // 2. end to end through a real mount (latency, batched throughput, fan-out),
 // 3. side by side with a minimal C libfuse filesystem (the floor) and a pipe,
 //    interleaved run by run;
-// 4. scaling with watching queues and with sources present.
+// 4. scaling with watching queues and with sources present;
+// 5. the system sources: event → record latency against the mechanisms read
+//    directly, and the server's idle cost while they are watched.
 // Prints a markdown table (or JSON with --json) on stdout; progress on stderr.
 #if canImport(Glibc)
 import Glibc
@@ -16,12 +18,12 @@ import WatchQueueCore
 struct Options {
     var quick = false
     var json = false
-    var sections: Set<String> = ["memory", "core", "latency", "throughput", "fanout", "scaling"]
+    var sections: Set<String> = ["memory", "core", "latency", "throughput", "fanout", "scaling", "sources"]
     var wqfsBinary: String?
     var build = true
 
     static let usage = """
-        usage: wqfs-bench [--quick] [--json] [--only memory,core,latency,throughput,fanout,scaling]
+        usage: wqfs-bench [--quick] [--json] [--only memory,core,latency,throughput,fanout,scaling,sources]
                           [--wqfs PATH] [--no-build]
           --quick     a shorter run (under a minute)
           --json      JSON on stdout instead of the table
@@ -68,13 +70,16 @@ struct Plan {
     var scaleQueues = [1, 10, 100, 1000]
     var scaleSources: [Int]
     var memorySources: Int
+    /// Part 5: a few hundred rounds per source and system in the full run.
+    var sources = SourcesBench.Plan(reps: 5, rounds: 60, fuseRounds: 400, idleSeconds: 10)
 
     static let full = Plan(reps: 5, latencyRounds: 2000, streamSeconds: 0.4, fanoutRounds: 100, coreSeconds: 0.5,
                            scaleReps: 3, scaleRounds: 1000, scaleSeconds: 0.3, scaleSources: [10, 1000, 100_000],
                            memorySources: 100_000)
     static let quick = Plan(reps: 3, latencyRounds: 600, streamSeconds: 0.15, fanoutRounds: 30, coreSeconds: 0.2,
                             scaleReps: 2, scaleRounds: 300, scaleSeconds: 0.1, scaleSources: [10, 1000, 10_000],
-                            memorySources: 20_000)
+                            memorySources: 20_000,
+                            sources: SourcesBench.Plan(reps: 3, rounds: 30, fuseRounds: 200, idleSeconds: 3))
 }
 
 let options = Options.parse(Array(CommandLine.arguments.dropFirst()))
@@ -126,7 +131,7 @@ if options.sections.contains("core") {
 
 // MARK: parts 2-4: through mounts
 
-let endToEnd = ["latency", "throughput", "fanout", "scaling"].contains { options.sections.contains($0) }
+let endToEnd = ["latency", "throughput", "fanout", "scaling", "sources"].contains { options.sections.contains($0) }
 if endToEnd {
     guard getuid() == 0 || access("/dev/fuse", R_OK | W_OK) == 0 else { fail("mounting needs /dev/fuse (run as root)") }
     var template = Array("/tmp/wqfs-bench.XXXXXX".utf8CString)
@@ -356,6 +361,13 @@ if endToEnd {
             }
         }
         fl.close()
+    }
+
+    // 5. System sources: their own mount (with every source), the floor process
+    // per batch, and the C floor above for the FUSE round trip.
+    if options.sections.contains("sources") {
+        rows += SourcesBench.measure(plan: plan.sources, work: work, wqfsBinary: wqfsBinary,
+                                     floorSource: "\(packageRoot)/Benchmarks/sources-floor/floor.c", fuseFloor: floor)
     }
     machine.loadAfter = Machine.loadAverage()
 }

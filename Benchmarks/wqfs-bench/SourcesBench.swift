@@ -1,0 +1,632 @@
+// Part 5: the system sources (sources/mounts, sources/processes, sources/devices).
+//
+// Latency, event → record read, through the mount and through the floor: the same
+// kernel mechanism read directly by Benchmarks/sources-floor/floor.c. Both are
+// driven by the same trigger code in this process, the clock stamped just before
+// the triggering call; the wqfs side stamps when a reader thread's read() of the
+// queue returns, the floor stamps when its own read/recv returns and sends the
+// stamp here through a pipe (CLOCK_MONOTONIC is one clock for every process).
+// Only one of the two listens at a time: the wqfs watch is removed and the floor
+// process ended between batches, so neither pays for the other's wake-ups.
+//
+// Idle cost: the server's CPU ticks over a quiet window, with every source
+// watched and a reader blocked on each queue, and with no watches.
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
+enum SourceKind: String, CaseIterable {
+    case mounts, processes, devices
+
+    /// The record type the source posts (include/wqfs/records.h).
+    var type: UInt32 {
+        switch self {
+        case .mounts: 2
+        case .processes: 64
+        case .devices: 65
+        }
+    }
+
+    /// What the latency row says is timed.
+    var trigger: String {
+        switch self {
+        case .mounts: "mount(2) of a tmpfs → NEW_MOUNT record"
+        case .processes: "fork(2) → FORK record of the child"
+        case .devices: "write \"change\" to /sys/class/mem/null/uevent → CHANGE record"
+        }
+    }
+}
+
+/// What one record (or floor line) means for the round under way.
+enum RoundEvent {
+    /// The event the round times (its id: mount id, child pid, uevent seqnum).
+    case timed(UInt64)
+    /// The event after which the source is quiet again (unmount, the child's exit);
+    /// for devices the timed event is also the last.
+    case final(UInt64)
+}
+
+/// Triggers one source's events from this process, the same calls for wqfs and
+/// for the floor.
+final class SourceTrigger: @unchecked Sendable {
+    let kind: SourceKind
+    /// The tmpfs mount point (mounts).
+    let directory: String
+    private var child: pid_t = 0
+    private var ueventFD: Int32 = -1
+    private let me = UInt64(getpid())
+
+    init(kind: SourceKind, directory: String) {
+        self.kind = kind
+        self.directory = directory
+    }
+
+    /// Everything that must not be timed (opening the uevent file).
+    func prepare() {
+        if kind == .devices { ueventFD = openOrFail("/sys/class/mem/null/uevent", O_WRONLY) }
+    }
+
+    /// The triggering call itself, right after the start stamp.
+    @inline(__always)
+    func fire() {
+        switch kind {
+        case .mounts:
+            if mount("wqfs-bench", directory, "tmpfs", 0, nil) != 0 { fail("mount tmpfs on \(directory): \(String(cString: strerror(errno)))") }
+        case .processes:
+            let pid = fork()
+            if pid == 0 { _exit(0) }
+            if pid < 0 { fail("fork: \(String(cString: strerror(errno)))") }
+            child = pid
+        case .devices:
+            if write(ueventFD, "change", 6) != 6 { fail("write change to uevent: \(String(cString: strerror(errno)))") }
+        }
+    }
+
+    /// After the timed event was read: undo what `fire` did, so the source's last
+    /// event of the round follows (unmount, the child's exit). Returns the id the
+    /// timed event must have carried, where this process knows it (the child's pid).
+    func undo() -> UInt64? {
+        switch kind {
+        case .mounts:
+            if umount2(directory, 0) != 0 { fail("umount \(directory): \(String(cString: strerror(errno)))") }
+            return nil
+        case .processes:
+            _ = waitFor(child)
+            return UInt64(child)
+        case .devices:
+            close(ueventFD)
+            ueventFD = -1
+            return nil
+        }
+    }
+
+    /// The meaning of one wqfs record for this source, or nil (other processes'
+    /// forks, other devices, loss records).
+    func classify(_ record: UnsafeRawBufferPointer) -> RoundEvent? {
+        guard record.count >= 24 else { return nil }
+        let header = record.loadUnaligned(fromByteOffset: 0, as: UInt32.self)
+        guard header & 0xff_ffff == kind.type else { return nil }
+        let subtype = header >> 24
+        func u32(_ at: Int) -> UInt64 { UInt64(record.loadUnaligned(fromByteOffset: at, as: UInt32.self)) }
+        func u64(_ at: Int) -> UInt64 { record.loadUnaligned(fromByteOffset: at, as: UInt64.self) }
+        switch kind {
+        case .mounts:
+            if subtype == 0 { return .timed(u64(16)) }
+            if subtype == 1 { return .final(u64(16)) }
+        case .processes:
+            // Only this process forks children here; its forks and exits name it as
+            // the parent (fork: parent_tgid at 28; exit: at 36). A new thread of
+            // this process (the reader) is a fork with this parent too, told apart
+            // by pid ≠ tgid.
+            guard u32(16) == u32(20) else { return nil }
+            if subtype == 0 && record.count >= 32 && u32(28) == me { return .timed(u32(16)) }
+            if subtype == 8 && record.count >= 40 && u32(36) == me { return .final(u32(16)) }
+        case .devices:
+            guard subtype == 2, record.count >= 40 else { return nil }
+            let subsystem = String(decoding: record[24..<40].prefix { $0 != 0 }, as: UTF8.self)
+            let devpath = String(decoding: record[40...].prefix { $0 != 0 }, as: UTF8.self)
+            if subsystem == "mem" && devpath == "/devices/virtual/mem/null" { return .timed(u64(8)) }
+        }
+        return nil
+    }
+
+    /// The meaning of one floor line ("K ID NS"), with its stamp.
+    func classify(line: Substring) -> (RoundEvent, UInt64)? {
+        let fields = line.split(separator: " ")
+        guard fields.count == 3, let id = UInt64(fields[1]), let ns = UInt64(fields[2]) else { return nil }
+        switch fields[0] {
+        case "A", "F", "C": return (.timed(id), ns)
+        case "D", "X": return (.final(id), ns)
+        default: return nil
+        }
+    }
+
+    /// Whether a round ends with its timed event. Devices have one event per round.
+    /// Processes too: the child's exit follows, but waiting for its record made
+    /// runs hang (twice in about ten runs the kernel's exit event of a reaped child
+    /// never reached wqfs's socket, lost 0, ignored 0), so the round ends once the
+    /// child is reaped and the exit records are only counted.
+    var timedIsFinal: Bool { kind != .mounts }
+}
+
+/// Lines from a pipe, read as they come (the floor writes each line whole).
+final class LineReader {
+    let fd: Int32
+    private var pending = [UInt8]()
+    private var chunk = [UInt8](repeating: 0, count: 4096)
+
+    init(fd: Int32) { self.fd = fd }
+
+    func next() -> Substring? {
+        while true {
+            if let newline = pending.firstIndex(of: 10) {
+                let line = String(decoding: pending[..<newline], as: UTF8.self)
+                pending.removeSubrange(...newline)
+                return Substring(line)
+            }
+            // A floor that never reports ends the run with a message, not a hang.
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&poller, 1, 10_000)
+            if ready < 0 && errno == EINTR { continue }
+            if ready == 0 { fail("sources-floor: no line in 10 s") }
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return nil }
+            pending += chunk[..<n]
+        }
+    }
+}
+
+/// A floor process for one batch: started, subscribed, ended by SIGTERM.
+final class SourceFloor {
+    let pid: pid_t
+    let lines: LineReader
+    private var slot: Int?
+
+    /// `mode` is the floor's mechanism argument: the source's name, or
+    /// `mounts-rescan` (the floor plus the table reads wqfs makes per event).
+    init(binary: String, kind: SourceKind, mode: String? = nil) {
+        var fds: [Int32] = [0, 0]
+        if pipe(&fds) != 0 { fail("pipe: \(String(cString: strerror(errno)))") }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+        posix_spawn_file_actions_addclose(&actions, fds[0])
+        posix_spawn_file_actions_addclose(&actions, fds[1])
+        let argv = [binary, mode ?? kind.rawValue, "\(getpid())"]
+        let cArgs = argv.map { strdup($0) } + [nil]
+        defer { cArgs.forEach { free($0) } }
+        var pid = pid_t()
+        let rc = posix_spawn(&pid, binary, &actions, nil, cArgs, environ)
+        if rc != 0 { fail("cannot run \(binary): \(String(cString: strerror(rc)))") }
+        close(fds[1])
+        self.pid = pid
+        // Registered so that a failure or a signal ends it too.
+        slot = Cleanup.register(process: pid)
+        lines = LineReader(fd: fds[0])
+        guard lines.next() == "ready" else { fail("sources-floor \(kind.rawValue) did not start (its error is above)") }
+    }
+
+    func stop() {
+        guard let slot else { return }
+        stopServer(pid: pid, mountpoint: "")
+        Cleanup.unregister(slot)
+        self.slot = nil
+        close(lines.fd)
+    }
+}
+
+/// What the wqfs reader thread and the trigger share for a batch.
+final class SourceRounds: @unchecked Sendable {
+    let rounds: Int
+    let ends: UnsafeMutablePointer<UInt64>
+    let ids: UnsafeMutablePointer<UInt64>
+    let timed = Semaphore()
+    let final = Semaphore()
+    var tid: pid_t = 0
+    /// What the reader saw last, for the message when a round never ends.
+    var seen = [String]()
+    /// Final events read that did not end a round (processes: the children's exits).
+    let extraFinals = Atomic<Int>(0)
+
+    init(_ rounds: Int) {
+        self.rounds = rounds
+        ends = .allocate(capacity: rounds)
+        ids = .allocate(capacity: rounds)
+        ends.initialize(repeating: 0, count: rounds)
+        ids.initialize(repeating: 0, count: rounds)
+    }
+
+    deinit {
+        ends.deallocate()
+        ids.deallocate()
+    }
+}
+
+/// The idle readers' thread ids and the flag that ends them.
+final class IdleReaders: @unchecked Sendable {
+    let stop = Atomic<Bool>(false)
+    var tids: [pid_t]
+
+    init(_ count: Int) { tids = Array(repeating: 0, count: count) }
+}
+
+/// The scheduler state of a process's main thread ('S' when asleep in a call).
+func processState(_ pid: pid_t) -> UInt8 {
+    guard let text = readText("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return 0 }
+    let after = text[text.index(after: close)...].drop { $0 == " " }
+    return after.utf8.first ?? 0
+}
+
+/// utime + stime of a process, in clock ticks (/proc/PID/stat fields 14 and 15).
+func cpuTicks(_ pid: pid_t) -> Int {
+    guard let text = readText("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return -1 }
+    // After "(comm) " field 3 (the state) comes first: utime and stime are the 12th and 13th.
+    let fields = text[text.index(after: close)...].split(separator: " ")
+    guard fields.count > 12, let user = Int(fields[11]), let system = Int(fields[12]) else { return -1 }
+    return user + system
+}
+
+enum SourcesBench {
+    /// How long the sources' part runs.
+    struct Plan {
+        var reps: Int
+        var rounds: Int // per repetition, source and system
+        var fuseRounds: Int // C floor post.bin round trips per repetition
+        var idleSeconds: Double
+    }
+
+    struct Latencies {
+        var wqfs = [UInt64]()
+        var floor = [UInt64]()
+        /// mounts only: the floor plus two readings of the table per event.
+        var rescan = [UInt64]()
+        var unverified = 0
+        /// Kernel events the wqfs mechanism read during the wqfs batches.
+        var events = 0
+        /// processes: exit records of the children read (by the next round's start).
+        var exits = 0
+    }
+
+    /// Settles between rounds: the wqfs mounts source reads mountinfo again after
+    /// each event (and on its POLLPRI), which must be over before the next round
+    /// starts, and the floor gets the same pause so both start from the same state.
+    static let settleMicroseconds: UInt32 = 1000
+
+    /// One batch through the mount: watch the source with `queue`, read it on a
+    /// thread, `rounds` rounds, unwatch (so the mechanism closes until the next
+    /// batch). Returns the samples (ns).
+    static func wqfsBatch(_ mount: WQFS, queue: String, trigger: SourceTrigger, rounds: Int,
+                          unverified: inout Int, events: inout Int, exits: inout Int) -> [UInt64] {
+        let root = mount.root
+        let kind = trigger.kind
+        writeText("\(root)/sources/\(kind.rawValue)/watches", "\(queue) 1\n")
+        waitUntilWatching(root, kind)
+        // Kernel events the mechanism read during the batch: the machine's own
+        // activity arrives with ours, and each wakes the server and the reader.
+        let eventsBefore = Self.events(root, kind)
+        defer { events += Self.events(root, kind) - eventsBefore }
+        let fd = openOrFail("\(root)/queues/\(queue)", O_RDONLY)
+        defer { close(fd) }
+        // One round more than measured: the first warms the path (and the kernel
+        // side wqfs has just opened) and is dropped.
+        let state = SourceRounds(rounds + 1)
+        let ready = Semaphore()
+        let reader = JoinableThread {
+            state.tid = currentTID()
+            ready.post()
+            let data = UnsafeMutableRawPointer.allocate(byteCount: Clients.readSize, alignment: 16)
+            defer { data.deallocate() }
+            var round = 0
+            var stamped = false
+            while round < state.rounds {
+                var n: Int
+                repeat { n = read(fd, data, Clients.readSize) } while n < 0 && errno == EINTR
+                let now = nanotime()
+                if n <= 0 { fail("sources \(kind.rawValue): queue read gave \(n) (\(n < 0 ? String(cString: strerror(errno)) : "end of file"))") }
+                var at = 0
+                while at + 8 <= n && round < state.rounds {
+                    let info = (data + at + 4).loadUnaligned(as: UInt32.self)
+                    let length = Int(info & 0x7f)
+                    guard length >= 8, at + length <= n else { fail("sources: bad record length \(length)") }
+                    let event = trigger.classify(UnsafeRawBufferPointer(start: data + at, count: length))
+                    at += length
+                    if let event {
+                        state.seen.append("round \(round): \(event)")
+                        if state.seen.count > 8 { state.seen.removeFirst() }
+                    }
+                    switch event {
+                    case .timed(let id)? where !stamped:
+                        state.ends[round] = now
+                        state.ids[round] = id
+                        stamped = true
+                        state.timed.post()
+                        if trigger.timedIsFinal {
+                            stamped = false
+                            round += 1
+                            state.final.post()
+                        }
+                    case .final? where stamped && !trigger.timedIsFinal:
+                        stamped = false
+                        round += 1
+                        state.final.post()
+                    case .final?:
+                        state.extraFinals.add(1, ordering: .relaxed)
+                    default:
+                        break
+                    }
+                }
+            }
+        }
+        ready.wait()
+        var samples = [UInt64]()
+        for round in 0..<state.rounds {
+            usleep(settleMicroseconds)
+            trigger.prepare()
+            if !waitUntilBlocked(state.tid) { unverified += 1 }
+            let start = nanotime()
+            trigger.fire()
+            func expect(_ semaphore: Semaphore, _ what: String) {
+                if semaphore.wait(seconds: 10) { return }
+                fail("sources \(kind.rawValue): round \(round): no \(what) record in 10 s; the reader saw last: "
+                     + state.seen.joined(separator: ", "))
+            }
+            expect(state.timed, "timed")
+            let expected = trigger.undo()
+            expect(state.final, "final")
+            if let expected, state.ids[round] != expected {
+                fail("sources \(kind.rawValue): round \(round) timed the event of \(state.ids[round]), not of \(expected)")
+            }
+            if round > 0 { samples.append(state.ends[round] &- start) }
+        }
+        reader.join()
+        exits += state.extraFinals.load(ordering: .relaxed)
+        writeText("\(root)/sources/\(kind.rawValue)/watches", "!\(queue)\n")
+        return samples
+    }
+
+    /// One batch through the floor: a fresh floor process, the same rounds.
+    static func floorBatch(binary: String, trigger: SourceTrigger, rounds: Int, mode: String? = nil,
+                           unverified: inout Int) -> [UInt64] {
+        let floor = SourceFloor(binary: binary, kind: trigger.kind, mode: mode)
+        defer { floor.stop() }
+        var samples = [UInt64]()
+        for round in 0...rounds {
+            usleep(settleMicroseconds)
+            trigger.prepare()
+            if !waitUntilProcessBlocked(floor.pid) { unverified += 1 }
+            let start = nanotime()
+            trigger.fire()
+            var end: UInt64 = 0
+            var id: UInt64 = 0
+            var finished = false
+            while !finished {
+                guard let line = floor.lines.next() else { fail("sources-floor \(trigger.kind.rawValue) ended") }
+                guard let (event, ns) = trigger.classify(line: line) else { fail("sources-floor said \(line)") }
+                switch event {
+                case .timed(let got) where end == 0:
+                    end = ns
+                    id = got
+                    if trigger.timedIsFinal { finished = true } else {
+                        if let expected = trigger.undo(), expected != id {
+                            fail("sources-floor \(trigger.kind.rawValue): timed the event of \(id), not of \(expected)")
+                        }
+                    }
+                case .final where end != 0:
+                    finished = true
+                default:
+                    break
+                }
+            }
+            if trigger.timedIsFinal, let expected = trigger.undo(), expected != id {
+                fail("sources-floor \(trigger.kind.rawValue): timed the event of \(id), not of \(expected)")
+            }
+            if round > 0 { samples.append(end &- start) }
+        }
+        return samples
+    }
+
+    static func waitUntilProcessBlocked(_ pid: pid_t, limit: UInt64 = 200_000_000) -> Bool {
+        let start = nanotime()
+        while true {
+            let state = processState(pid)
+            if state == UInt8(ascii: "S") || state == UInt8(ascii: "D") { return true }
+            if nanotime() &- start > limit { return false }
+            sched_yield()
+        }
+    }
+
+    /// The source's mechanism opens on the server's event thread after the watch is
+    /// written; its status says when.
+    static func waitUntilWatching(_ root: String, _ kind: SourceKind) {
+        let start = nanotime()
+        while !(readText("\(root)/sources/\(kind.rawValue)/status") ?? "").contains("state watching\n") {
+            if nanotime() &- start > 5_000_000_000 { fail("sources/\(kind.rawValue) did not start watching in 5 s") }
+            usleep(1000)
+        }
+    }
+
+    /// The `events` count of a source's status.
+    static func events(_ root: String, _ kind: SourceKind) -> Int {
+        let text = readText("\(root)/sources/\(kind.rawValue)/status") ?? ""
+        let line = text.split(separator: "\n").first { $0.hasPrefix("events ") }
+        return line.flatMap { Int($0.dropFirst(7)) } ?? -1
+    }
+
+    /// The whole part: rows for the table.
+    static func measure(plan: Plan, work: String, wqfsBinary: String, floorSource: String, fuseFloor: CFloor) -> [Row] {
+        log("sources: compiling the sources floor")
+        let floorBinary = "\(work)/sources-floor"
+        if run(["cc", "-O2", "-o", floorBinary, floorSource]) != 0 { fail("cannot compile \(floorSource)") }
+
+        let directory = "\(work)/sources-tmpfs"
+        mkdir(directory, 0o755)
+        // The trigger's tmpfs is unmounted by every way out, like the servers' mounts.
+        let tmpfsSlot = Cleanup.register(pid: 0, mountpoint: directory)
+        let mount = WQFS(binary: wqfsBinary, mountpoint: "\(work)/wqfs-system",
+                         options: "sources=mounts:processes:devices")
+        defer {
+            mount.server.stop()
+            if isMounted(directory) { _ = umount2(directory, Int32(MNT_DETACH)) }
+            Cleanup.unregister(tmpfsSlot)
+        }
+        for kind in SourceKind.allCases { mount.createQueue("lat-\(kind.rawValue)", size: 4096) }
+
+        // Latency, interleaved: per repetition every source, wqfs and floor in an
+        // order that alternates, and the FUSE round trip of part 2a beside them.
+        var results = [SourceKind: Latencies]()
+        var fuse = [UInt64]()
+        var fuseUnverified = 0
+        let fuseEndpoints = fuseFloor.endpoints()
+        defer { fuseEndpoints.close() }
+        for rep in 0..<plan.reps {
+            log("sources: repetition \(rep + 1) of \(plan.reps), \(plan.rounds) rounds per source and system")
+            for kind in SourceKind.allCases {
+                let trigger = SourceTrigger(kind: kind, directory: directory)
+                var latencies = results[kind] ?? Latencies()
+                var unverified = 0
+                for wqfsFirst in rep % 2 == 0 ? [true, false] : [false, true] {
+                    if wqfsFirst {
+                        latencies.wqfs += wqfsBatch(mount, queue: "lat-\(kind.rawValue)", trigger: trigger,
+                                                    rounds: plan.rounds, unverified: &unverified, events: &latencies.events,
+                                                    exits: &latencies.exits)
+                    } else {
+                        latencies.floor += floorBatch(binary: floorBinary, trigger: trigger, rounds: plan.rounds,
+                                                      unverified: &unverified)
+                    }
+                }
+                if kind == .mounts {
+                    // Not a floor: how much of the gap is the kernel's side of the
+                    // table reads wqfs's mounts mechanism makes before it posts.
+                    latencies.rescan += floorBatch(binary: floorBinary, trigger: trigger, rounds: plan.rounds,
+                                                   mode: "mounts-rescan", unverified: &unverified)
+                }
+                latencies.unverified += unverified
+                results[kind] = latencies
+            }
+            let trips = Clients.latency(fuseEndpoints, record: Payload.record, rounds: plan.fuseRounds)
+            fuse += trips.samples
+            fuseUnverified += trips.unverified
+        }
+
+        var rows = [Row]()
+        let section = "5. System sources: latency (triggering call → record read)"
+        let fuseMedian = percentile(fuse, 0.5) / 1000
+        for kind in SourceKind.allCases {
+            let latencies = results[kind]!
+            for (label, p) in [("median", 0.5), ("p90", 0.9)] {
+                let w = percentile(latencies.wqfs, p) / 1000
+                let f = percentile(latencies.floor, p) / 1000
+                var row = Row(section: section, name: "\(kind.rawValue): \(kind.trigger), \(label) (\(latencies.wqfs.count) rounds)",
+                              unit: .microseconds, wqfs: w, floor: f, ratioFloor: w / f)
+                if label == "median" {
+                    let bound = f + 1.2 * fuseMedian
+                    row.target = Target(text: "≤ floor + 1.2 × FUSE round trip (\(Format.fixed(bound, 1)) µs)", met: w <= bound)
+                    var note = "C floor: the same mechanism read directly (Benchmarks/sources-floor/floor.c); "
+                        + "wqfs − floor \(Format.fixed(w - f, 1)) µs = \(Format.fixed((w - f) / fuseMedian, 2)) FUSE round trips; "
+                        + "the wqfs mechanism read \(Format.fixed(Double(latencies.events) / Double(plan.reps * (plan.rounds + 1)), 1)) kernel events per round"
+                    if kind == .processes {
+                        note += "; exit records of the children read by wqfs: \(latencies.exits) of \(plan.reps * (plan.rounds + 1))"
+                    }
+                    if latencies.unverified > 0 {
+                        note += "; \(latencies.unverified) rounds could not confirm the reader was asleep first"
+                    }
+                    row.note = note
+                }
+                rows.append(row)
+            }
+            if kind == .mounts {
+                let w = percentile(latencies.wqfs, 0.5) / 1000
+                let r = percentile(latencies.rescan, 0.5) / 1000
+                rows.append(Row(section: section, name: "mounts: the floor reading the table twice per event before its stamp, median (\(latencies.rescan.count) rounds)",
+                                unit: .microseconds, wqfs: w, floor: r, ratioFloor: w / r,
+                                note: "C floor column: floor.c mounts-rescan, which reads /proc/self/mountinfo and does listmount + statmount of every mount twice after each fanotify read, as the wqfs mounts mechanism does (the POLLPRI scan, then the event's); the kernel side of that work, without the parse"))
+            }
+        }
+        rows.append(Row(section: section, name: "FUSE round trip: C floor post.bin write → blocked read, median (\(fuse.count) round trips)",
+                        unit: .microseconds, wqfs: .nan, floor: fuseMedian,
+                        note: "the 2a floor figure, measured again here between the sources' batches"
+                            + (fuseUnverified > 0 ? "; \(fuseUnverified) rounds unverified" : "")))
+        rows.append(Row(section: section, name: "FUSE round trip, p90 (\(fuse.count) round trips)", unit: .microseconds,
+                        wqfs: .nan, floor: percentile(fuse, 0.9) / 1000))
+
+        rows += idle(plan: plan, mount: mount, directory: directory)
+        return rows
+    }
+
+    /// Idle cost: the server's ticks over a quiet window, first with no watches
+    /// (every mechanism closed), then with every source watched by its own queue,
+    /// a reader asleep in read() on each.
+    static func idle(plan: Plan, mount: WQFS, directory: String) -> [Row] {
+        let root = mount.root
+        let pid = mount.server.pid
+        let section = "5. System sources: idle cost (server CPU ticks, utime + stime, \(Format.fixed(plan.idleSeconds, 0)) s doing nothing)"
+        let hz = Int(sysconf(Int32(_SC_CLK_TCK)))
+        let window = UInt32(plan.idleSeconds * 1e6)
+        var rows = [Row]()
+
+        log("sources: idle \(Format.fixed(plan.idleSeconds, 0)) s with no watches")
+        usleep(500_000) // what the latency part started is over
+        var before = cpuTicks(pid)
+        usleep(window)
+        let unwatched = cpuTicks(pid) - before
+
+        log("sources: idle \(Format.fixed(plan.idleSeconds, 0)) s with every source watched, a reader blocked on each")
+        let state = IdleReaders(SourceKind.allCases.count)
+        var readers = [JoinableThread]()
+        let started = Semaphore()
+        for (index, kind) in SourceKind.allCases.enumerated() {
+            let queue = "idle-\(kind.rawValue)"
+            mount.createQueue(queue, size: 4096)
+            writeText("\(root)/sources/\(kind.rawValue)/watches", "\(queue) 1\n")
+            waitUntilWatching(root, kind)
+            let fd = openOrFail("\(root)/queues/\(queue)", O_RDONLY)
+            readers.append(JoinableThread {
+                state.tids[index] = currentTID()
+                started.post()
+                let data = UnsafeMutableRawPointer.allocate(byteCount: Clients.readSize, alignment: 16)
+                defer { data.deallocate() }
+                // Reads whatever comes until told to stop; each stop is a read's return.
+                while !state.stop.load(ordering: .acquiring) {
+                    let n = read(fd, data, Clients.readSize)
+                    if n <= 0 && errno != EINTR { break }
+                }
+                close(fd)
+            })
+        }
+        for _ in readers { started.wait() }
+        usleep(500_000)
+        for tid in state.tids where !waitUntilBlocked(tid) { log("sources: warning: a reader is not asleep in read()") }
+        let events0 = SourceKind.allCases.map { events(root, $0) }
+        before = cpuTicks(pid)
+        usleep(window)
+        let watched = cpuTicks(pid) - before
+        let events1 = SourceKind.allCases.map { events(root, $0) }
+
+        // Wake each reader with an event of its source; each sees the stop.
+        state.stop.store(true, ordering: .releasing)
+        for kind in SourceKind.allCases {
+            let trigger = SourceTrigger(kind: kind, directory: directory)
+            trigger.prepare()
+            trigger.fire()
+            usleep(20_000)
+            _ = trigger.undo()
+        }
+        for reader in readers { reader.join() }
+        for kind in SourceKind.allCases {
+            writeText("\(root)/sources/\(kind.rawValue)/watches", "!idle-\(kind.rawValue)\n")
+        }
+
+        let seen = zip(SourceKind.allCases, zip(events0, events1)).map { "\($0.0.rawValue) \($0.1.1 - $0.1.0)" }
+        let target = Target(text: "0 or near 0", met: watched <= 2)
+        rows.append(Row(section: section, name: "every source watched by its own queue, a reader blocked on each", unit: .ticks,
+                        wqfs: Double(watched), target: target,
+                        note: "no floor: nothing to compare a quiet kernel socket with; \(hz) ticks/s; kernel events read in the window "
+                            + "(the machine's own activity, e.g. other tenants' processes): " + seen.joined(separator: ", ")))
+        rows.append(Row(section: section, name: "no watches (every mechanism closed)", unit: .ticks, wqfs: Double(unwatched),
+                        note: "no floor, as above"))
+        return rows
+    }
+}
