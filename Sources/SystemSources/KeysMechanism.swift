@@ -116,8 +116,11 @@ final class KeysMechanism: @unchecked Sendable {
             default: break
             }
         }
-        let dropped = observer.counters.dropped
+        let kernel = observer.counters
+        let dropped = kernel.dropped
         counters.withLock { counts in
+            counts.details = counts.details.filter { !["sent", "unmatched"].contains($0.0) }
+                + [("sent", "\(kernel.sent)"), ("unmatched", "\(kernel.unmatched)")]
             counts.events += events
             counts.ignored += ignored
             counts.records += posted
