@@ -43,12 +43,9 @@ final class KeysMechanism: @unchecked Sendable {
 
     init(engine: Engine) {
         self.engine = engine
-        do {
-            _ = try KeyObserver(ringBytes: 4096)
-            bpfUnavailable = nil
-        } catch {
-            bpfUnavailable = error.reason
-        }
+        // Loading BPF needs root; whether the kernel takes the program is known only
+        // when it is loaded, once a key is watched (a refusal then falls back).
+        bpfUnavailable = geteuid() == 0 ? nil : "BPF needs root"
         let mechanism = bpfUnavailable == nil ? "bpf" : "compare"
         counters.withLock { $0.details = [("via", mechanism)] + (bpfUnavailable.map { [("bpf", $0)] } ?? []) }
     }
@@ -67,7 +64,10 @@ final class KeysMechanism: @unchecked Sendable {
                 observer = try KeyObserver()
                 known = Set(Self.visibleKeys())
             } catch {
-                counters.withLock { $0.lastError = error.reason }
+                counters.withLock {
+                    $0.lastError = error.reason
+                    $0.details = [("via", "compare"), ("bpf", error.reason)]
+                }
             }
         }
         if observer == nil { arm(after: Self.comparePeriod) }

@@ -75,49 +75,67 @@ public struct WriteAssembler: Sendable {
     /// - Throws: the applier's error, or EINVAL for a unit that cannot be framed (a
     ///   record length under 8, a held line over ``maxHeldLine`` bytes); after any
     ///   rejection, the first rejection again.
+    @inlinable
     public mutating func write<R>(_ data: UnsafeRawBufferPointer,
                                   _ apply: (Chunk) throws(WQError) -> Applied<R>) throws(WQError) -> R? {
-        if let rejection { throw rejection }
-        if held.isEmpty { return try take(data, final: false, apply) }
-        var joined = held
-        joined.append(contentsOf: data)
-        return try joined.withUnsafeBytes { bytes in
-            Result { () throws(WQError) -> R? in try take(bytes, final: false, apply) }
-        }.get()
+        // The generic part is only this: it inlines where the result type is known,
+        // and the work, compiled once, calls back with a plain closure.
+        var result: R?
+        try feed(data, final: false) { (chunk) throws(WQError) -> Int in
+            let applied = try apply(chunk)
+            if applied.taken > 0 { result = applied.result }
+            return applied.taken
+        }
+        return result
     }
 
     /// The file is closed: applies what is held, whole or not, so an unfinished unit
     /// is applied or rejected now. Returns nil when nothing was held.
     /// - Throws: the applier's error; after an earlier rejection, that rejection.
+    @inlinable
     public mutating func finish<R>(_ apply: (Chunk) throws(WQError) -> Applied<R>) throws(WQError) -> R? {
-        if let rejection { throw rejection }
-        guard !held.isEmpty else { return nil }
-        let rest = held
-        return try rest.withUnsafeBytes { bytes in
-            Result { () throws(WQError) -> R? in try take(bytes, final: true, apply) }
-        }.get()
+        var result: R?
+        try feed(nil, final: true) { (chunk) throws(WQError) -> Int in
+            let applied = try apply(chunk)
+            if applied.taken > 0 { result = applied.result }
+            return applied.taken
+        }
+        return result
     }
 
-    private mutating func take<R>(_ bytes: UnsafeRawBufferPointer, final: Bool,
-                                  _ apply: (Chunk) throws(WQError) -> Applied<R>) throws(WQError) -> R? {
+    /// One write (`data`), or the close (`final`, no data): frames what is held and
+    /// written, offers it to `apply`, which returns the bytes it took, and holds the
+    /// rest.
+    @usableFromInline
+    mutating func feed(_ data: UnsafeRawBufferPointer?, final: Bool,
+                       _ apply: (Chunk) throws(WQError) -> Int) throws(WQError) {
+        if let rejection { throw rejection }
+        if final {
+            guard !held.isEmpty else { return }
+            let rest = held
+            try rest.withUnsafeBytes { bytes in Result { () throws(WQError) in try take(bytes, final: true, apply) } }.get()
+        } else if let data {
+            if held.isEmpty { return try take(data, final: false, apply) }
+            var joined = held
+            joined.append(contentsOf: data)
+            try joined.withUnsafeBytes { bytes in Result { () throws(WQError) in try take(bytes, final: false, apply) } }.get()
+        }
+    }
+
+    private mutating func take(_ bytes: UnsafeRawBufferPointer, final: Bool,
+                               _ apply: (Chunk) throws(WQError) -> Int) throws(WQError) {
         do throws(WQError) {
             let offered = final || unit == .records ? bytes.count : try wholeLines(bytes)
-            var result: R?
             var taken = 0
             if offered > 0 {
                 let units = UnsafeRawBufferPointer(rebasing: bytes[..<offered])
-                let applied = try apply(Chunk(bytes: units, firstLine: linesBefore + 1, firstByte: bytesBefore,
-                                              isFirst: !self.applied, isFinal: final))
-                taken = min(applied.taken, offered)
-                if taken > 0 {
-                    result = applied.result
-                    self.applied = true
-                }
+                taken = min(try apply(Chunk(bytes: units, firstLine: linesBefore + 1, firstByte: bytesBefore,
+                                            isFirst: !applied, isFinal: final)), offered)
+                if taken > 0 { applied = true }
                 if unit == .lines { linesBefore += Self.newlines(in: UnsafeRawBufferPointer(rebasing: bytes[..<taken])) }
                 bytesBefore += taken
             }
-            held = Array(bytes[taken...])
-            return result
+            held = taken == bytes.count ? [] : Array(bytes[taken...])
         } catch {
             rejection = error
             held = []

@@ -33,7 +33,9 @@ extension MountTests {
                 let script = Mount.prelude + """
                     export WQFS_MOUNT=$M
                     pre() { LD_PRELOAD=$SHIM "$@"; }
-                    watching() { waitfor "[ \\$(grep -c '^\\[anonymous\\]' keys/$1/watches 2>/dev/null) -ge $2 ]"; }
+                    # A watch is listed as soon as it is made, and in force once the
+                    # observer is attached (keyctl watch's own ioctl returns then).
+                    watching() { waitfor "[ \\$(grep -c '^\\[anonymous\\]' keys/$1/watches 2>/dev/null) -ge $2 ] && grep -q 'state watching' keys/$1/status"; }
                     S=$(keyctl id @s)
                     pre keyctl watch @s > $T/s.log 2>&1 & SW=$!
                     pre keyctl watch -f l @s > $T/links.log 2>&1 & LW=$!
