@@ -162,9 +162,10 @@ extension Engine {
         try setFilter(of: queue, KernelFilter.parse(request), append: false)
     }
 
-    /// Destroys an anonymous queue whose last open file closed: as `removeQueue`,
-    /// without a name to free.
-    private static func destroy(_ queue: QueueObject, state: inout State) -> Wakeups {
+    /// Destroys a queue already out of `queues` (removed, or anonymous with its last
+    /// open file closed): its slots and counts go back, its watches detach with no
+    /// record, and its waiting readers and pollers are ended.
+    static func destroy(_ queue: QueueObject, state: inout State) -> Wakeups {
         state.queuesByID[queue.id] = nil
         releaseSlots(queue.ring.capacity, for: queue.creator, in: &state)
         state.queuesByUser[queue.creator, default: 1] -= 1
@@ -177,20 +178,19 @@ extension Engine {
             }
         }
         queue.watched = []
-        var wakeups = Wakeups()
-        wakeups.reads = queue.parked.map { ($0.token, .endOfFile) }
-        for read in queue.parked { state.parkedReads[read.token] = nil }
-        wakeups.polls = queue.pollers.map(\.token)
-        queue.parked = []
-        queue.pollers = []
-        return wakeups
+        return endWaiters(of: queue, state: &state)
     }
 
     /// Once an anonymous queue reads end of file, waiting reads get it and pollers
     /// are told (they poll again and see POLLHUP).
     private static func endOfFileWakeups(_ queue: QueueObject, state: inout State) -> Wakeups {
+        queue.atEndOfFile ? endWaiters(of: queue, state: &state) : Wakeups()
+    }
+
+    /// Ends every read waiting on `queue` with end of file and hands back its poll
+    /// tokens.
+    private static func endWaiters(of queue: QueueObject, state: inout State) -> Wakeups {
         var wakeups = Wakeups()
-        guard queue.atEndOfFile else { return wakeups }
         wakeups.reads = queue.parked.map { ($0.token, .endOfFile) }
         for read in queue.parked { state.parkedReads[read.token] = nil }
         wakeups.polls = queue.pollers.map(\.token)

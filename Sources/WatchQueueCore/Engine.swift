@@ -192,24 +192,7 @@ public final class Engine: Sendable {
                 throw WQError(ENOENT, "no queue \(Grammar.quoted(name))")
             }
             system = queue.watched.filter(\.isSystem).map(\.id)
-            state.queuesByID[queue.id] = nil
-            Self.releaseSlots(queue.ring.capacity, for: queue.creator, in: &state)
-            state.queuesByUser[queue.creator, default: 1] -= 1
-            if state.queuesByUser[queue.creator] == 0 { state.queuesByUser[queue.creator] = nil }
-            for source in queue.watched {
-                if let index = source.watches.firstIndex(where: { $0.queue === queue }) {
-                    state.watchesByUser[source.watches[index].uid, default: 1] -= 1
-                    source.watches.remove(at: index)
-                }
-            }
-            queue.watched = []
-            var wakeups = Wakeups()
-            wakeups.reads = queue.parked.map { ($0.token, .endOfFile) }
-            for read in queue.parked { state.parkedReads[read.token] = nil }
-            wakeups.polls = queue.pollers.map(\.token)
-            queue.parked = []
-            queue.pollers = []
-            return wakeups
+            return Self.destroy(queue, state: &state)
         }
     }
 
