@@ -50,7 +50,7 @@ extension Products {
         do {
             try files.createDirectory(atPath: to, withIntermediateDirectories: true)
             chmod(to, 0o755)
-            for name in ["wqfs", "wqcat", "wqtestclient", "wqfs-compat-client", "libwqfs-compat.so"] where files.isExecutableFile(atPath: from.appendingPathComponent(name).path) {
+            for name in ["wqfs", "wqcat", "wqtestclient", "wqfs-compat-client", "wqfs-kernel-api-client", "libwqfs-compat.so"] where files.isExecutableFile(atPath: from.appendingPathComponent(name).path) {
                 try files.copyItem(atPath: from.appendingPathComponent(name).path, toPath: to + "/" + name)
                 chmod(to + "/" + name, 0o755)
             }
