@@ -299,13 +299,15 @@ final class Mount {
 
     /// The environment scripts see: the products (copies every user can reach)
     /// first in PATH, `$C` the test client, `$M` the mount, `$T` a scratch directory,
-    /// `$COMPAT` the compat client and `$SHIM` libwqfs-compat.so (DESIGN.md §7).
+    /// `$COMPAT` the compat client, `$KAPI` the kernel-API client and `$SHIM`
+    /// libwqfs-compat.so (DESIGN.md §7).
     var environment: [String: String] {
         let products = Products.reachableDirectory ?? ""
         return [
             "PATH": products + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin"),
             "C": products + "/wqtestclient",
             "COMPAT": products + "/wqfs-compat-client", "SHIM": products + "/libwqfs-compat.so",
+            "KAPI": products + "/wqfs-kernel-api-client",
             "M": path, "T": scratch, "LC_ALL": "C",
         ]
     }
