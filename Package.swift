@@ -78,6 +78,11 @@ let package = Package(
         .executableTarget(name: "wqfs-compat-client", path: "Tests/CompatClient",
                           cSettings: [.headerSearchPath("../../include")]),
 
+        // The C program the kernel-API mount tests run under LD_PRELOAD: LTP's and the
+        // kernel sample's calls, compiled against <linux/watch_queue.h> and <linux/keyctl.h>.
+        .executableTarget(name: "wqfs-kernel-api-client", path: "Tests/KernelAPIClient",
+                          cSettings: [.headerSearchPath("../../include")]),
+
         // The benchmark (issue 5): swift run -c release wqfs-bench [--quick] [--json].
         .executableTarget(name: "wqfs-bench", dependencies: ["WatchQueueCore"], path: "Benchmarks/wqfs-bench"),
         // What the BPF key observer adds to keyctl: swift run -c release keyobserver-bench (root).

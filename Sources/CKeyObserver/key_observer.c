@@ -252,6 +252,72 @@ int wq_key_resolve_user_keyring(uint32_t uid, int32_t special, int32_t *serial)
     return r.error;
 }
 
+struct described {
+    int32_t serial;
+    uid_t uid;
+    gid_t gid;
+    const gid_t *groups;
+    size_t group_count;
+    char *buffer;
+    size_t size;
+    long result;
+    int error;
+};
+
+static void *describe_as(void *argument)
+{
+    struct described *d = argument;
+    /* Raw system calls: glibc's setgroups changes every thread, these only this
+     * one, which ends right after (and never gets back to the pool of any caller). */
+    int old_groups = (int)syscall(SYS_getgroups, 0, NULL);
+    gid_t *saved = old_groups > 0 ? calloc((size_t)old_groups, sizeof *saved) : NULL;
+    if (old_groups > 0 && (!saved || syscall(SYS_getgroups, old_groups, saved) != old_groups)) {
+        d->result = -1;
+        d->error = saved ? errno : ENOMEM;
+        free(saved);
+        return NULL;
+    }
+    if (syscall(SYS_setgroups, d->group_count, d->groups) != 0) {
+        d->result = -1;
+        d->error = errno;
+        free(saved);
+        return NULL;
+    }
+    /* setfsuid and setfsgid return the old value and cannot fail visibly: check by
+     * asking again (-1 is never a valid id and changes nothing). */
+    uid_t old_fsgid = (uid_t)syscall(SYS_setfsgid, d->gid);
+    uid_t old_fsuid = (uid_t)syscall(SYS_setfsuid, d->uid);
+    if ((uid_t)syscall(SYS_setfsuid, -1) != d->uid || (gid_t)syscall(SYS_setfsgid, -1) != d->gid) {
+        d->result = -1;
+        d->error = EPERM;
+    } else {
+        d->result = syscall(SYS_keyctl, KEYCTL_DESCRIBE, (long)d->serial, (long)d->buffer, (long)d->size, 0L);
+        d->error = d->result < 0 ? errno : 0;
+    }
+    /* As wq_key_resolve_user_keyring: no thread runs on with borrowed ids. */
+    syscall(SYS_setfsuid, old_fsuid);
+    syscall(SYS_setfsgid, old_fsgid);
+    syscall(SYS_setgroups, old_groups > 0 ? (size_t)old_groups : 0, saved);
+    free(saved);
+    return NULL;
+}
+
+long wq_keyctl_describe_as(int32_t serial, uint32_t uid, uint32_t gid, const uint32_t *groups,
+                           size_t group_count, char *buffer, size_t size, int *error)
+{
+    struct described d = {.serial = serial, .uid = uid, .gid = gid, .groups = groups,
+                          .group_count = group_count, .buffer = buffer, .size = size};
+    pthread_t thread;
+    int failed = pthread_create(&thread, NULL, describe_as, &d);
+    if (failed != 0) {
+        *error = failed;
+        return -1;
+    }
+    pthread_join(thread, NULL);
+    *error = d.error;
+    return d.result;
+}
+
 long wq_keyctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5)
 {
     return syscall(SYS_keyctl, option, arg2, arg3, arg4, arg5);

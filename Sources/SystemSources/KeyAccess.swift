@@ -25,13 +25,25 @@ public struct KeyAccess: Equatable, Sendable {
     /// Describes key `serial`: the key, or the errno that says why not — ENOKEY (no
     /// such key), EKEYREVOKED, EKEYEXPIRED, or EACCES (it exists, but the server
     /// itself may not view it).
-    public static func describe(_ serial: Int32) -> Result<KeyAccess, WQError> {
+    /// With `caller`, the key is described with the caller's uid, gid and groups (as
+    /// the kernel checks them, on a thread of its own): root may not view another
+    /// user's keys (its session and user keyrings give others nothing), and without
+    /// this could not tell what that user may watch of its own.
+    public static func describe(_ serial: Int32, as caller: Credentials? = nil) -> Result<KeyAccess, WQError> {
         var buffer = [CChar](repeating: 0, count: 4096)
+        var failure: Int32 = 0
         let n = buffer.withUnsafeMutableBufferPointer { raw in
-            wq_keyctl(describeOperation, UInt(UInt32(bitPattern: serial)), UInt(bitPattern: raw.baseAddress), UInt(raw.count), 0)
+            guard let caller else {
+                let n = wq_keyctl(describeOperation, UInt(UInt32(bitPattern: serial)), UInt(bitPattern: raw.baseAddress), UInt(raw.count), 0)
+                failure = errno
+                return n
+            }
+            return caller.groups.withUnsafeBufferPointer { groups in
+                wq_keyctl_describe_as(serial, caller.uid, caller.gid, groups.baseAddress, groups.count, raw.baseAddress, raw.count, &failure)
+            }
         }
         guard n > 0 else {
-            let code = errno
+            let code = failure
             return .failure(WQError(code, callFailed("keyctl describe \(serial)", errno: code)))
         }
         // "type;uid;gid;perm;description", NUL-terminated.

@@ -87,6 +87,11 @@ final class KeysMechanism: @unchecked Sendable {
         }
     }
 
+    /// Takes in every event the ring holds now (for `SystemSources.synchronizeKeys`).
+    func drain() {
+        if let observer { readObserver(observer) }
+    }
+
     var status: String {
         counters.withLock { $0 }.text(mechanism: "keys")
     }

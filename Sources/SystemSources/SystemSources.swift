@@ -1,4 +1,5 @@
 import CSystemCalls
+import Dispatch
 import WatchQueueCore
 #if canImport(Glibc)
 import Glibc
@@ -61,6 +62,8 @@ public final class SystemSources: @unchecked Sendable {
     /// How long a new watch waits for its mechanism to open.
     private static let openWait = 5.0
     private let thread = Locked<pthread_t?>(nil)
+    /// Callers of `synchronizeKeys` waiting for the event thread.
+    private let keyWaiters = Locked<[DispatchSemaphore]>([])
 
     /// Probes the configured mechanisms and makes the sources of those that work.
     public init(engine: Engine, configuration: Configuration) {
@@ -210,6 +213,21 @@ public final class SystemSources: @unchecked Sendable {
         }
     }
 
+    /// From any thread: returns once the event thread has opened the key observer
+    /// for the keys watched now and taken in every key change whose system call has
+    /// returned, so their records are queued. The kernel posts a key notification
+    /// before the call returns; a watch or a read made after a key change must find
+    /// wqfs as far along (a read right after `keyctl update` gets its record, a key
+    /// changed right after a watch is seen). A no-op while no key is watched, and
+    /// bounded by `timeout` so a stuck event thread cannot hold a request for ever.
+    public func synchronizeKeys(timeout: Double = 2) {
+        guard keys != nil, thread.withLock({ $0 != nil }), !engine.watchedKeys().isEmpty else { return }
+        let done = DispatchSemaphore(value: 0)
+        keyWaiters.withLock { $0.append(done) }
+        signal()
+        _ = done.wait(timeout: .now() + timeout)
+    }
+
     private func signal() {
         var one: UInt64 = 1
         _ = write(wake, &one, 8)
@@ -254,6 +272,12 @@ public final class SystemSources: @unchecked Sendable {
                 if fd == wake {
                     var count: UInt64 = 0
                     _ = read(wake, &count, 8)
+                    // Waiters first: whatever watch a waiter made before asking is
+                    // in the engine already when the adjustment below reads it.
+                    let waiters = keyWaiters.withLock { list in
+                        defer { list = [] }
+                        return list
+                    }
                     let work = pending.withLock { state -> Pending in
                         defer { state.sources = []; state.keys = false }
                         return state
@@ -265,9 +289,10 @@ public final class SystemSources: @unchecked Sendable {
                         }
                         _ = keys?.adjust(watched: 0)
                         running.withLock { $0 = false }
+                        waiters.forEach { $0.signal() }
                         return
                     }
-                    if work.keys, let keys {
+                    if work.keys || !waiters.isEmpty, let keys {
                         let now = keys.adjust(watched: engine.watchedKeys().count)
                         reregister(old: keyDescriptors, new: now, owner: -1, owners: &owners)
                         keyDescriptors = now
@@ -277,6 +302,12 @@ public final class SystemSources: @unchecked Sendable {
                         let now = entry.mechanism.adjust(to: demand, sink: sinks[index])
                         reregister(old: waiting[index], new: now, owner: index, owners: &owners)
                         waiting[index] = now
+                    }
+                    if !waiters.isEmpty {
+                        // A BPF event is in the ring before its system call returns:
+                        // draining it now takes in every change made before the ask.
+                        keys?.drain()
+                        waiters.forEach { $0.signal() }
                     }
                 } else if owners[fd] == -1 {
                     keys?.ready(fd)

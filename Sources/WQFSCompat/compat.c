@@ -244,13 +244,18 @@ int ioctl(int fd, unsigned long request, ...) {
     void *argument = va_arg(arguments, void *);
     va_end(arguments);
     if (request == SHIM_SET_FILTER && is_wqfs_file(fd)) return set_filter(fd, argument);
-    if (request == FIONREAD) {
+    if (request == FIONREAD && argument) {
         /* The VFS answers from the size it has cached minus the file position; on
-         * wqfs a queue file's size is its queued bytes and its position stays 0, so
-         * a fresh size is the answer. Harmless elsewhere: fstat only reads. */
+         * wqfs a queue file's size is its queued bytes, but each read moves the
+         * position on (after a 16-byte read the VFS says -16). So on a wqfs file
+         * the answer is a fresh size, alone; elsewhere the kernel's. */
         int saved = errno;
         struct stat st;
-        (void)fstat(fd, &st);
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && is_wqfs_device(st.st_dev)) {
+            *(int *)argument = st.st_size > INT_MAX ? INT_MAX : (int)st.st_size;
+            errno = saved;
+            return 0;
+        }
         errno = saved;
     }
     return REAL(ioctl_fn, ioctl)(fd, request, argument);

@@ -41,6 +41,9 @@ extension WatchQueueFileSystem {
         }
         switch outcome {
         case .success(let wakeups):
+            // A key changed right after KEYCTL_WATCH_KEY returns must be seen, as
+            // the kernel sees it: the observer is open before the answer.
+            if command == Self.watchKeyCommand { system?.synchronizeKeys() }
             _ = request.reply(ioctl: 0)
             deliver(wakeups)
         case .failure(let error):
@@ -58,7 +61,7 @@ extension WatchQueueFileSystem {
         let serial = Int32(littleEndian: input.loadUnaligned(as: Int32.self))
         let watchID = Int32(littleEndian: input.loadUnaligned(fromByteOffset: 4, as: Int32.self))
         guard (-1...255).contains(watchID) else { throw WQError(EINVAL, "watch id \(watchID) is outside -1..255") }
-        try KeyAccess.describe(serial).get().checkView(by: caller)
+        try KeyAccess.describe(serial, as: caller).get().checkView(by: caller)
         guard let source = engine.keySource(serial: serial, create: true) else { throw WQError(ENOKEY, "no key \(serial)") }
         return try engine.watchKey(source, from: queue, watchID: watchID, caller: caller)
     }

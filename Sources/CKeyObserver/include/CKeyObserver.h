@@ -51,6 +51,15 @@ void wq_key_observer_close(wq_key_observer *observer);
  * serial in *serial, or an errno. */
 int wq_key_resolve_user_keyring(uint32_t uid, int32_t special, int32_t *serial);
 
+/* KEYCTL_DESCRIBE of `serial` into buffer as a user would: on a thread of its own
+ * whose file-system uid and gid and supplementary groups are the given ones (the
+ * ones the kernel checks a key's permissions against), so a server running as root
+ * can read the description of a key that user may view and root may not (another
+ * user's session or user keyring). Possession is still this process's. Returns what
+ * the call returns, and the errno in *error. */
+long wq_keyctl_describe_as(int32_t serial, uint32_t uid, uint32_t gid, const uint32_t *groups,
+                           size_t group_count, char *buffer, size_t size, int *error);
+
 /* keyctl(2) with five arguments, for tests and benchmarks (syscall(2) is variadic).
  * Returns what the call returns, errno as it leaves it. */
 long wq_keyctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4,

@@ -50,7 +50,7 @@ extension Products {
         do {
             try files.createDirectory(atPath: to, withIntermediateDirectories: true)
             chmod(to, 0o755)
-            for name in ["wqfs", "wqcat", "wqtestclient", "wqfs-compat-client", "libwqfs-compat.so"] where files.isExecutableFile(atPath: from.appendingPathComponent(name).path) {
+            for name in ["wqfs", "wqcat", "wqtestclient", "wqfs-compat-client", "wqfs-kernel-api-client", "libwqfs-compat.so"] where files.isExecutableFile(atPath: from.appendingPathComponent(name).path) {
                 try files.copyItem(atPath: from.appendingPathComponent(name).path, toPath: to + "/" + name)
                 chmod(to + "/" + name, 0o755)
             }
@@ -299,13 +299,15 @@ final class Mount {
 
     /// The environment scripts see: the products (copies every user can reach)
     /// first in PATH, `$C` the test client, `$M` the mount, `$T` a scratch directory,
-    /// `$COMPAT` the compat client and `$SHIM` libwqfs-compat.so (DESIGN.md §7).
+    /// `$COMPAT` the compat client, `$KAPI` the kernel-API client and `$SHIM`
+    /// libwqfs-compat.so (DESIGN.md §7).
     var environment: [String: String] {
         let products = Products.reachableDirectory ?? ""
         return [
             "PATH": products + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin"),
             "C": products + "/wqtestclient",
             "COMPAT": products + "/wqfs-compat-client", "SHIM": products + "/libwqfs-compat.so",
+            "KAPI": products + "/wqfs-kernel-api-client",
             "M": path, "T": scratch, "LC_ALL": "C",
         ]
     }
