@@ -97,6 +97,7 @@ let package = Package(
         .executableTarget(name: "fuzz-filter", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/filter"),
         .executableTarget(name: "fuzz-post", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/post"),
         .executableTarget(name: "fuzz-postbin", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/postbin"),
+        .executableTarget(name: "fuzz-kfilter", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/kfilter"),
         .executableTarget(name: "fuzz-watches", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/watches"),
         .executableTarget(name: "fuzz-values", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/values"),
         .executableTarget(name: "fuzz-names", dependencies: ["WatchQueueFuzzing"], path: "Fuzz/names"),
