@@ -84,7 +84,10 @@ let package = Package(
                           cSettings: [.headerSearchPath("../../include")]),
 
         // The benchmark (issue 5): swift run -c release wqfs-bench [--quick] [--json].
-        .executableTarget(name: "wqfs-bench", dependencies: ["WatchQueueCore"], path: "Benchmarks/wqfs-bench"),
+        // KeyObserver for the keys row's floor (wqfs-bench --keys-floor, run by the bench
+        // itself), CKeyObserver for keyctl(2), CSystemCalls for its epoll.
+        .executableTarget(name: "wqfs-bench", dependencies: ["WatchQueueCore", "KeyObserver", "CKeyObserver", "CSystemCalls"],
+                          path: "Benchmarks/wqfs-bench"),
         // What the BPF key observer adds to keyctl: swift run -c release keyobserver-bench (root).
         .executableTarget(name: "keyobserver-bench", dependencies: ["KeyObserver", "CKeyObserver"],
                           path: "Benchmarks/keyobserver-bench"),

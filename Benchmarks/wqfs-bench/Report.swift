@@ -5,6 +5,8 @@ import Glibc
 
 enum Unit: String {
     case microseconds = "µs"
+    /// Per-call costs (keyctl with the key observer attached or not).
+    case nanoseconds = "ns"
     case recordsPerSecond = "records/s"
     case copiesPerSecond = "copies/s"
     case bytes = "bytes"
@@ -69,6 +71,7 @@ enum Format {
         guard let value, value.isFinite else { return "—" }
         switch unit {
         case .microseconds: return fixed(value, value < 100 ? 1 : 0) + " µs"
+        case .nanoseconds: return fixed(value, 0) + " ns"
         case .bytes: return fixed(value, 1) + " B"
         case .ticks: return fixed(value, 0) + " ticks"
         case .recordsPerSecond, .copiesPerSecond: return rate(value)

@@ -14,14 +14,17 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CKeyObserver
 import Synchronization
 
 enum SourceKind: String, CaseIterable {
-    case mounts, processes, devices
+    case mounts, processes, devices, keys
 
-    /// The record type the source posts (include/wqfs/records.h).
+    /// The record type the source posts (include/wqfs/records.h; keys: the
+    /// kernel's WATCH_TYPE_KEY_NOTIFY).
     var type: UInt32 {
         switch self {
+        case .keys: 1
         case .mounts: 2
         case .processes: 64
         case .devices: 65
@@ -34,7 +37,45 @@ enum SourceKind: String, CaseIterable {
         case .mounts: "mount(2) of a tmpfs → NEW_MOUNT record"
         case .processes: "fork(2) → FORK record of the child"
         case .devices: "write \"change\" to /sys/class/mem/null/uevent → CHANGE record"
+        case .keys: "keyctl(KEYCTL_LINK) of a key into the watched keyring → LINKED record"
         }
+    }
+}
+
+/// The keys row's keyrings: `ring` is watched, `key` is linked into it by each round
+/// (the kernel posts LINKED on the keyring even when the key is already there, and
+/// so does wqfs). Both are made in a new anonymous session keyring of this process
+/// (KEYCTL_JOIN_SESSION_KEYRING), so they go with it whatever way the bench ends;
+/// the normal end unlinks them too.
+struct BenchKeys {
+    let session: Int32, ring: Int32, key: Int32
+
+    static func make() -> BenchKeys {
+        let session = Int32(truncatingIfNeeded: wq_keyctl(1 /* KEYCTL_JOIN_SESSION_KEYRING */, 0, 0, 0, 0))
+        if session <= 0 { fail("KEYCTL_JOIN_SESSION_KEYRING: \(String(cString: strerror(errno)))") }
+        // keyctl(1) for the makes: add_key(2) is variadic-free but not in Glibc's module.
+        func made(_ command: String) -> Int32 {
+            guard let serial = Int32(shellOutput(command).trimmingCharacters(in: " \n")), serial > 0 else {
+                fail("\(command) gave no serial (install keyutils)")
+            }
+            return serial
+        }
+        let ring = made("keyctl newring wqfs-bench-ring @s")
+        let key = made("keyctl add user wqfs-bench-key x @s")
+        return BenchKeys(session: session, ring: ring, key: key)
+    }
+
+    func remove() {
+        _ = wq_keyctl(9 /* KEYCTL_UNLINK */, UInt(UInt32(bitPattern: key)), UInt(UInt32(bitPattern: ring)), 0, 0)
+        _ = wq_keyctl(9, UInt(UInt32(bitPattern: key)), UInt(UInt32(bitPattern: session)), 0, 0)
+        _ = wq_keyctl(9, UInt(UInt32(bitPattern: ring)), UInt(UInt32(bitPattern: session)), 0, 0)
+    }
+}
+
+extension String {
+    func trimmingCharacters(in set: String) -> String {
+        let drop = Set(set)
+        return String(self.drop { drop.contains($0) }.reversed().drop { drop.contains($0) }.reversed())
     }
 }
 
@@ -53,14 +94,20 @@ final class SourceTrigger: @unchecked Sendable {
     let kind: SourceKind
     /// The tmpfs mount point (mounts).
     let directory: String
+    /// The keyrings (keys).
+    let keys: BenchKeys?
     private var child: pid_t = 0
     private var ueventFD: Int32 = -1
     private let me = UInt64(getpid())
 
-    init(kind: SourceKind, directory: String) {
+    init(kind: SourceKind, directory: String, keys: BenchKeys?) {
         self.kind = kind
         self.directory = directory
+        self.keys = keys
     }
+
+    /// The source's directory in the mount.
+    var sourcePath: String { kind == .keys ? "keys/\(keys!.ring)" : "sources/\(kind.rawValue)" }
 
     /// Everything that must not be timed (opening the uevent file).
     func prepare() {
@@ -80,6 +127,10 @@ final class SourceTrigger: @unchecked Sendable {
             child = pid
         case .devices:
             if write(ueventFD, "change", 6) != 6 { fail("write change to uevent: \(String(cString: strerror(errno)))") }
+        case .keys:
+            if wq_keyctl(8 /* KEYCTL_LINK */, UInt(UInt32(bitPattern: keys!.key)), UInt(UInt32(bitPattern: keys!.ring)), 0, 0) != 0 {
+                fail("KEYCTL_LINK: \(String(cString: strerror(errno)))")
+            }
         }
     }
 
@@ -98,13 +149,15 @@ final class SourceTrigger: @unchecked Sendable {
             close(ueventFD)
             ueventFD = -1
             return nil
+        case .keys:
+            return UInt64(UInt32(bitPattern: keys!.key))
         }
     }
 
     /// The meaning of one wqfs record for this source, or nil (other processes'
     /// forks, other devices, loss records).
     func classify(_ record: UnsafeRawBufferPointer) -> RoundEvent? {
-        guard record.count >= 24 else { return nil }
+        guard record.count >= (kind == .keys ? 16 : 24) else { return nil }
         let header = record.loadUnaligned(fromByteOffset: 0, as: UInt32.self)
         guard header & 0xff_ffff == kind.type else { return nil }
         let subtype = header >> 24
@@ -127,6 +180,9 @@ final class SourceTrigger: @unchecked Sendable {
             let subsystem = String(decoding: record[24..<40].prefix { $0 != 0 }, as: UTF8.self)
             let devpath = String(decoding: record[40...].prefix { $0 != 0 }, as: UTF8.self)
             if subsystem == "mem" && devpath == "/devices/virtual/mem/null" { return .timed(u64(8)) }
+        case .keys:
+            // LINKED (subtype 2) on the watched keyring, aux the key linked.
+            if subtype == 2 && u32(8) == UInt64(UInt32(bitPattern: keys!.ring)) { return .timed(u32(12)) }
         }
         return nil
     }
@@ -136,7 +192,7 @@ final class SourceTrigger: @unchecked Sendable {
         let fields = line.split(separator: " ")
         guard fields.count == 3, let id = UInt64(fields[1]), let ns = UInt64(fields[2]) else { return nil }
         switch fields[0] {
-        case "A", "F", "C": return (.timed(id), ns)
+        case "A", "F", "C", "L": return (.timed(id), ns)
         case "D", "X": return (.final(id), ns)
         default: return nil
         }
@@ -185,8 +241,9 @@ final class SourceFloor {
     private var slot: Int?
 
     /// `mode` is the floor's mechanism argument: the source's name, or
-    /// `mounts-rescan` (the floor plus the table reads wqfs makes per event).
-    init(binary: String, kind: SourceKind, mode: String? = nil) {
+    /// `mounts-rescan` (the floor plus the table reads wqfs makes per event). The
+    /// keys floor is this executable (`--keys-floor RING KEY`, KeysFloor.swift).
+    init(binary: String, kind: SourceKind, mode: String? = nil, keys: BenchKeys? = nil) {
         var fds: [Int32] = [0, 0]
         if pipe(&fds) != 0 { fail("pipe: \(String(cString: strerror(errno)))") }
         var actions = posix_spawn_file_actions_t()
@@ -195,7 +252,9 @@ final class SourceFloor {
         posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
         posix_spawn_file_actions_addclose(&actions, fds[0])
         posix_spawn_file_actions_addclose(&actions, fds[1])
-        let argv = [binary, mode ?? kind.rawValue, "\(getpid())"]
+        let argv = kind == .keys ? [selfExecutable(), "--keys-floor", "\(keys!.ring)", "\(keys!.key)"]
+            : [binary, mode ?? kind.rawValue, "\(getpid())"]
+        let binary = argv[0]
         let cArgs = argv.map { strdup($0) } + [nil]
         defer { cArgs.forEach { free($0) } }
         var pid = pid_t()
@@ -253,6 +312,14 @@ final class IdleReaders: @unchecked Sendable {
     init(_ count: Int) { tids = Array(repeating: 0, count: count) }
 }
 
+/// This executable's path (the keys floor is this program).
+func selfExecutable() -> String {
+    var buffer = [CChar](repeating: 0, count: 4096)
+    let n = readlink("/proc/self/exe", &buffer, 4095)
+    guard n > 0 else { fail("cannot find this executable") }
+    return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
 /// The scheduler state of a process's main thread ('S' when asleep in a call).
 func processState(_ pid: pid_t) -> UInt8 {
     guard let text = readText("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return 0 }
@@ -276,6 +343,8 @@ enum SourcesBench {
         var rounds: Int // per repetition, source and system
         var fuseRounds: Int // C floor post.bin round trips per repetition
         var idleSeconds: Double
+        var describeCalls = 200_000
+        var describeRounds = 5
     }
 
     struct Latencies {
@@ -302,12 +371,13 @@ enum SourcesBench {
                           unverified: inout Int, events: inout Int, exits: inout Int) -> [UInt64] {
         let root = mount.root
         let kind = trigger.kind
-        writeText("\(root)/sources/\(kind.rawValue)/watches", "\(queue) 1\n")
-        waitUntilWatching(root, kind)
+        let path = trigger.sourcePath
+        writeText("\(root)/\(path)/watches", "\(queue) 1\n")
+        waitUntilWatching(root, path)
         // Kernel events the mechanism read during the batch: the machine's own
         // activity arrives with ours, and each wakes the server and the reader.
-        let eventsBefore = Self.events(root, kind)
-        defer { events += Self.events(root, kind) - eventsBefore }
+        let eventsBefore = Self.events(root, path)
+        defer { events += Self.events(root, path) - eventsBefore }
         let fd = openOrFail("\(root)/queues/\(queue)", O_RDONLY)
         defer { close(fd) }
         // One round more than measured: the first warms the path (and the kernel
@@ -383,14 +453,14 @@ enum SourcesBench {
         }
         reader.join()
         exits += state.extraFinals.load(ordering: .relaxed)
-        writeText("\(root)/sources/\(kind.rawValue)/watches", "!\(queue)\n")
+        writeText("\(root)/\(path)/watches", "!\(queue)\n")
         return samples
     }
 
     /// One batch through the floor: a fresh floor process, the same rounds.
     static func floorBatch(binary: String, trigger: SourceTrigger, rounds: Int, mode: String? = nil,
                            unverified: inout Int) -> [UInt64] {
-        let floor = SourceFloor(binary: binary, kind: trigger.kind, mode: mode)
+        let floor = SourceFloor(binary: binary, kind: trigger.kind, mode: mode, keys: trigger.keys)
         defer { floor.stop() }
         var samples = [UInt64]()
         for round in 0...rounds {
@@ -440,17 +510,17 @@ enum SourcesBench {
 
     /// The source's mechanism opens on the server's event thread after the watch is
     /// written; its status says when.
-    static func waitUntilWatching(_ root: String, _ kind: SourceKind) {
+    static func waitUntilWatching(_ root: String, _ path: String) {
         let start = nanotime()
-        while !(readText("\(root)/sources/\(kind.rawValue)/status") ?? "").contains("state watching\n") {
-            if nanotime() &- start > 5_000_000_000 { fail("sources/\(kind.rawValue) did not start watching in 5 s") }
+        while !(readText("\(root)/\(path)/status") ?? "").contains("state watching\n") {
+            if nanotime() &- start > 5_000_000_000 { fail("\(path) did not start watching in 5 s") }
             usleep(1000)
         }
     }
 
     /// The `events` count of a source's status.
-    static func events(_ root: String, _ kind: SourceKind) -> Int {
-        let text = readText("\(root)/sources/\(kind.rawValue)/status") ?? ""
+    static func events(_ root: String, _ path: String) -> Int {
+        let text = readText("\(root)/\(path)/status") ?? ""
         let line = text.split(separator: "\n").first { $0.hasPrefix("events ") }
         return line.flatMap { Int($0.dropFirst(7)) } ?? -1
     }
@@ -466,12 +536,15 @@ enum SourcesBench {
         // The trigger's tmpfs is unmounted by every way out, like the servers' mounts.
         let tmpfsSlot = Cleanup.register(pid: 0, mountpoint: directory)
         let mount = WQFS(binary: wqfsBinary, mountpoint: "\(work)/wqfs-system",
-                         options: "sources=mounts:processes:devices")
+                         options: "sources=mounts:processes:devices:keys")
+        let keys = BenchKeys.make()
         defer {
             mount.server.stop()
             if isMounted(directory) { _ = umount2(directory, Int32(MNT_DETACH)) }
             Cleanup.unregister(tmpfsSlot)
+            keys.remove()
         }
+        func trigger(_ kind: SourceKind) -> SourceTrigger { SourceTrigger(kind: kind, directory: directory, keys: keys) }
         for kind in SourceKind.allCases { mount.createQueue("lat-\(kind.rawValue)", size: 4096) }
 
         // Latency, interleaved: per repetition every source, wqfs and floor in an
@@ -484,7 +557,7 @@ enum SourcesBench {
         for rep in 0..<plan.reps {
             log("sources: repetition \(rep + 1) of \(plan.reps), \(plan.rounds) rounds per source and system")
             for kind in SourceKind.allCases {
-                let trigger = SourceTrigger(kind: kind, directory: directory)
+                let trigger = trigger(kind)
                 var latencies = results[kind] ?? Latencies()
                 var unverified = 0
                 for wqfsFirst in rep % 2 == 0 ? [true, false] : [false, true] {
@@ -524,7 +597,9 @@ enum SourcesBench {
                 if label == "median" {
                     let bound = f + 1.2 * fuseMedian
                     row.target = Target(text: "≤ floor + 1.2 × FUSE round trip (\(Format.fixed(bound, 1)) µs)", met: w <= bound)
-                    var note = "C floor: the same mechanism read directly (Benchmarks/sources-floor/floor.c); "
+                    var note = (kind == .keys
+                        ? "C floor: the BPF key observer read directly (KeysFloor.swift: the KeyObserver library, epoll on its descriptor, stamped when consume hands over the event); "
+                        : "C floor: the same mechanism read directly (Benchmarks/sources-floor/floor.c); ")
                         + "wqfs − floor \(Format.fixed(w - f, 1)) µs = \(Format.fixed((w - f) / fuseMedian, 2)) FUSE round trips; "
                         + "the wqfs mechanism read \(Format.fixed(Double(latencies.events) / Double(plan.reps * (plan.rounds + 1)), 1)) kernel events per round"
                     if kind == .processes {
@@ -552,14 +627,60 @@ enum SourcesBench {
         rows.append(Row(section: section, name: "FUSE round trip, p90 (\(fuse.count) round trips)", unit: .microseconds,
                         wqfs: .nan, floor: percentile(fuse, 0.9) / 1000))
 
-        rows += idle(plan: plan, mount: mount, directory: directory)
+        rows.append(describeCost(plan: plan, mount: mount, trigger: trigger(.keys), section: section))
+        rows += idle(plan: plan, mount: mount, trigger: trigger)
         return rows
+    }
+
+    /// What the server's key observer adds to a read-only keyctl: KEYCTL_DESCRIBE of
+    /// the bench's keyring in a tight loop (keyobserver-bench's method), with the
+    /// keyring watched through the mount (the server's BPF program attached) and with
+    /// no key watched (the server has detached it), rounds alternating, median of the
+    /// rounds' ns per call.
+    static func describeCost(plan: Plan, mount: WQFS, trigger: SourceTrigger, section: String) -> Row {
+        let calls = plan.describeCalls
+        let ring = UInt(UInt32(bitPattern: trigger.keys!.ring))
+        let path = trigger.sourcePath
+        let root = mount.root
+        log("sources: KEYCTL_DESCRIBE, \(calls) calls per round, watched-for and not")
+        var buffer = [CChar](repeating: 0, count: 256)
+        func round() -> Double {
+            buffer.withUnsafeMutableBufferPointer { out in
+                let address = UInt(bitPattern: out.baseAddress)
+                let start = nanotime()
+                for _ in 0..<calls where wq_keyctl(6 /* KEYCTL_DESCRIBE */, ring, address, 256, 0) < 0 {
+                    fail("KEYCTL_DESCRIBE: \(String(cString: strerror(errno)))")
+                }
+                return Double(nanotime() &- start) / Double(calls)
+            }
+        }
+        var watched = [Double](), unwatched = [Double]()
+        for index in 0..<plan.describeRounds * 2 {
+            let watch = (index % 2 == 0) == (index / 2 % 2 == 0)
+            if watch {
+                writeText("\(root)/\(path)/watches", "lat-keys 1\n")
+                waitUntilWatching(root, path)
+                watched.append(round())
+                writeText("\(root)/\(path)/watches", "!lat-keys\n")
+            } else {
+                let start = nanotime()
+                while !(readText("\(root)/\(path)/status") ?? "").contains("state idle\n") {
+                    if nanotime() &- start > 5_000_000_000 { fail("\(path) did not stop watching in 5 s") }
+                    usleep(1000)
+                }
+                unwatched.append(round())
+            }
+        }
+        let w = watched.sorted()[watched.count / 2], u = unwatched.sorted()[unwatched.count / 2]
+        return Row(section: section, name: "keyctl describe, watched-for vs not: KEYCTL_DESCRIBE of the watched keyring, median of \(watched.count) rounds of \(calls) calls",
+                   unit: .nanoseconds, wqfs: w, floor: u, ratioFloor: w / u,
+                   note: "wqfs column: a key watched through the mount, the server's BPF observer attached; C floor column: no key watched (observer detached); added \(Format.fixed(w - u, 0)) ns per call; keyobserver-bench's method")
     }
 
     /// Idle cost: the server's ticks over a quiet window, first with no watches
     /// (every mechanism closed), then with every source watched by its own queue,
     /// a reader asleep in read() on each.
-    static func idle(plan: Plan, mount: WQFS, directory: String) -> [Row] {
+    static func idle(plan: Plan, mount: WQFS, trigger: (SourceKind) -> SourceTrigger) -> [Row] {
         let root = mount.root
         let pid = mount.server.pid
         let section = "5. System sources: idle cost (server CPU ticks, utime + stime, \(Format.fixed(plan.idleSeconds, 0)) s doing nothing)"
@@ -580,8 +701,9 @@ enum SourcesBench {
         for (index, kind) in SourceKind.allCases.enumerated() {
             let queue = "idle-\(kind.rawValue)"
             mount.createQueue(queue, size: 4096)
-            writeText("\(root)/sources/\(kind.rawValue)/watches", "\(queue) 1\n")
-            waitUntilWatching(root, kind)
+            let path = trigger(kind).sourcePath
+            writeText("\(root)/\(path)/watches", "\(queue) 1\n")
+            waitUntilWatching(root, path)
             let fd = openOrFail("\(root)/queues/\(queue)", O_RDONLY)
             readers.append(JoinableThread {
                 state.tids[index] = currentTID()
@@ -599,16 +721,16 @@ enum SourcesBench {
         for _ in readers { started.wait() }
         usleep(500_000)
         for tid in state.tids where !waitUntilBlocked(tid) { log("sources: warning: a reader is not asleep in read()") }
-        let events0 = SourceKind.allCases.map { events(root, $0) }
+        let events0 = SourceKind.allCases.map { events(root, trigger($0).sourcePath) }
         before = cpuTicks(pid)
         usleep(window)
         let watched = cpuTicks(pid) - before
-        let events1 = SourceKind.allCases.map { events(root, $0) }
+        let events1 = SourceKind.allCases.map { events(root, trigger($0).sourcePath) }
 
         // Wake each reader with an event of its source; each sees the stop.
         state.stop.store(true, ordering: .releasing)
         for kind in SourceKind.allCases {
-            let trigger = SourceTrigger(kind: kind, directory: directory)
+            let trigger = trigger(kind)
             trigger.prepare()
             trigger.fire()
             usleep(20_000)
@@ -616,7 +738,7 @@ enum SourcesBench {
         }
         for reader in readers { reader.join() }
         for kind in SourceKind.allCases {
-            writeText("\(root)/sources/\(kind.rawValue)/watches", "!idle-\(kind.rawValue)\n")
+            writeText("\(root)/\(trigger(kind).sourcePath)/watches", "!idle-\(kind.rawValue)\n")
         }
 
         let seen = zip(SourceKind.allCases, zip(events0, events1)).map { "\($0.0.rawValue) \($0.1.1 - $0.1.0)" }

@@ -79,9 +79,15 @@ struct Plan {
     static let quick = Plan(reps: 3, latencyRounds: 600, streamSeconds: 0.15, fanoutRounds: 30, coreSeconds: 0.2,
                             scaleReps: 2, scaleRounds: 300, scaleSeconds: 0.1, scaleSources: [10, 1000, 10_000],
                             memorySources: 20_000,
-                            sources: SourcesBench.Plan(reps: 3, rounds: 30, fuseRounds: 200, idleSeconds: 3))
+                            sources: SourcesBench.Plan(reps: 3, rounds: 30, fuseRounds: 200, idleSeconds: 3,
+                                                       describeCalls: 50_000, describeRounds: 3))
 }
 
+// The keys row's floor process (KeysFloor.swift): the bench runs itself so.
+if CommandLine.arguments.count == 4, CommandLine.arguments[1] == "--keys-floor",
+   let ring = Int32(CommandLine.arguments[2]), let key = Int32(CommandLine.arguments[3]) {
+    KeysFloor.run(ring: ring, key: key)
+}
 let options = Options.parse(Array(CommandLine.arguments.dropFirst()))
 let plan = options.quick ? Plan.quick : Plan.full
 Cleanup.install()
