@@ -134,19 +134,9 @@ extension Engine {
             guard (1...KernelQueueRules.maxSize).contains(count) else {
                 throw .invalid("size \(count) is outside 1..\(KernelQueueRules.maxSize)")
             }
-            let size = KernelQueueRules.capacity(for: count)
-            guard size >= queue.ring.count else {
-                throw WQError(EBUSY, "\(queue.ring.count) records are queued, more than size \(size)")
-            }
-            if size > queue.ring.capacity {
-                try reserveSlots(size - queue.ring.capacity, for: queue.creator, in: &state)
-            } else {
-                Self.releaseSlots(queue.ring.capacity - size, for: queue.creator, in: &state)
-            }
-            queue.ring.resize(to: size)
+            try resize(queue, to: KernelQueueRules.capacity(for: count), state: &state)
             anonymous.sized = true
             queue.anonymous = anonymous
-            touch(&queue.metadata[QueueFile.size.rawValue])
             return true
         }
         if anonymous { return }

@@ -228,17 +228,24 @@ public final class Engine: Sendable {
             guard (1...limits.maxSize).contains(size) else {
                 throw .invalid("size \(size) is outside 1..\(limits.maxSize)")
             }
-            guard size >= queue.ring.count else {
-                throw WQError(EBUSY, "\(queue.ring.count) records are queued, more than size \(size)")
-            }
-            if size > queue.ring.capacity {
-                try reserveSlots(size - queue.ring.capacity, for: queue.creator, in: &state)
-            } else {
-                Self.releaseSlots(queue.ring.capacity - size, for: queue.creator, in: &state)
-            }
-            queue.ring.resize(to: size)
-            touch(&queue.metadata[QueueFile.size.rawValue])
+            try resize(queue, to: size, state: &state)
         }
+    }
+
+    /// Gives `queue` a capacity of `size`, keeping what is queued, with its slots
+    /// charged or given back to its creator.
+    /// - Throws: EBUSY below the records queued, ENOSPC past the memory limits.
+    func resize(_ queue: QueueObject, to size: Int, state: inout State) throws(WQError) {
+        guard size >= queue.ring.count else {
+            throw WQError(EBUSY, "\(queue.ring.count) records are queued, more than size \(size)")
+        }
+        if size > queue.ring.capacity {
+            try reserveSlots(size - queue.ring.capacity, for: queue.creator, in: &state)
+        } else {
+            Self.releaseSlots(queue.ring.capacity - size, for: queue.creator, in: &state)
+        }
+        queue.ring.resize(to: size)
+        touch(&queue.metadata[QueueFile.size.rawValue])
     }
 
     /// Replaces, extends or clears the filter, all at once.
