@@ -25,12 +25,15 @@ extension WatchQueueFileSystem {
         var caller = Credentials(uid: request.uid, gid: request.gid)
         if case .source(_, .watches) = node { caller.groups = request.supplementaryGroups() }
         let appending = file.flags & O_APPEND != 0
-        let code = feed(stream, node: node, caller: caller, input: data) { (assembler) throws(WQError) in
+        let (code, wakeups) = feed(stream, node: node, caller: caller, input: data) { (assembler) throws(WQError) in
             try assembler.write(data) { (chunk) throws(WQError) in
                 try self.apply(chunk, to: node, appending: appending, caller: caller)
             }
         }
+        // The writer is answered before the readers its records woke: its next
+        // write need not wait for their replies to be copied out.
         _ = code == 0 ? request.reply(write: data.count) : request.reply(error: code)
+        deliver(wakeups)
     }
 
     /// `close(2)` of a descriptor: applies what the open file's writes left
@@ -43,7 +46,7 @@ extension WatchQueueFileSystem {
         }
         let caller = Credentials(uid: request.uid, gid: request.gid)
         let truncated = open.flags & O_TRUNC != 0
-        let code = feed(stream, node: open.node, caller: caller, input: nil) { (assembler) throws(WQError) in
+        let (code, wakeups) = feed(stream, node: open.node, caller: caller, input: nil) { (assembler) throws(WQError) in
             if case .queue(let queue, .filter) = open.node, truncated, assembler.rejection == nil,
                !assembler.applied, assembler.heldCount == 0 {
                 try engine.setFilter(of: queue, .clear, append: false)
@@ -54,14 +57,15 @@ extension WatchQueueFileSystem {
             }
         }
         _ = request.reply(error: code)
+        deliver(wakeups)
     }
 
-    /// Runs one step of an open file's write stream under its lock, then delivers
-    /// what it made due. A new rejection is logged with `input` (the write's bytes,
-    /// or nil for what close applied); a repeat of an earlier one is only answered.
-    /// Returns the errno for the reply, 0 on success.
+    /// Runs one step of an open file's write stream under its lock. A new rejection
+    /// is logged with `input` (the write's bytes, or nil for what close applied); a
+    /// repeat of an earlier one is only answered. Returns the errno for the reply
+    /// (0 on success) and what the step made due, to deliver after the reply.
     private func feed(_ stream: WriteStream, node: Node, caller: Credentials, input: UnsafeRawBufferPointer?,
-                      _ step: (inout WriteAssembler) throws(WQError) -> Wakeups?) -> Int32 {
+                      _ step: (inout WriteAssembler) throws(WQError) -> Wakeups?) -> (Int32, Wakeups) {
         let outcome = stream.assembler.withLock { assembler -> (Result<Wakeups, WQError>, repeated: Bool) in
             let repeated = assembler.rejection != nil
             do throws(WQError) {
@@ -72,14 +76,13 @@ extension WatchQueueFileSystem {
         }
         switch outcome.0 {
         case .success(let wakeups):
-            deliver(wakeups)
-            return 0
+            return (0, wakeups)
         case .failure(let error):
             if !outcome.repeated {
                 let quoted = input.map { Grammar.quoted(String(decoding: $0, as: UTF8.self)) } ?? "(unfinished at close)"
                 errors.record(path: path(of: node), uid: caller.uid, input: quoted, error: error)
             }
-            return error.errno
+            return (error.errno, Wakeups())
         }
     }
 
