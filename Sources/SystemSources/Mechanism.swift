@@ -28,12 +28,19 @@ protocol Mechanism: AnyObject, Sendable {
     func adjust(to demand: SourceDemand, sink: RecordSink) -> [Descriptor]
     /// Reads everything `fd` has ready and posts what it means.
     func ready(_ fd: Int32, events: UInt32, sink: RecordSink)
+    /// Work a wake-up leaves for after its records have gone out (the sink is
+    /// flushed before); runs once per wake-up in which `ready` ran.
+    func settle(sink: RecordSink)
     /// The `status` file: `key value` lines.
     var status: String { get }
     /// Whether the source has a side file naming what its records refer to.
     var hasTable: Bool { get }
     /// The side file's text; nil when the source has none.
     var table: String? { get }
+}
+
+extension Mechanism {
+    func settle(sink: RecordSink) {}
 }
 
 /// Counts every mechanism keeps for its `status` file.

@@ -13,6 +13,10 @@ import Glibc
 /// cannot be had (an older kernel, not root) the diff alone reports everything. Ids
 /// are the kernel's 64-bit unique mount ids (statmount/listmount, 6.8+), or
 /// mountinfo's reused ids where those calls are missing.
+///
+/// A fanotify event is posted as soon as it is read, its parent from one
+/// `statmount` of the mount; the table is read again once per wake-up, after the
+/// records have gone out (`settle`), so the full scan never delays a reader.
 final class MountsMechanism: Mechanism, @unchecked Sendable {
     let name = "mounts"
     let type = SystemNotificationType.mount
@@ -24,7 +28,14 @@ final class MountsMechanism: Mechanism, @unchecked Sendable {
     /// Unique id → mountinfo id of the mounts listed last: statmount is asked only
     /// about new ones.
     private var legacyOfUnique: [UInt64: UInt64] = [:]
+    /// Parents of mounts attached or moved since the table was last read, from
+    /// statmount: a detach or move read before the next scan names them.
+    private var parents: [UInt64: UInt64] = [:]
+    /// Whether the table must be read again at the end of this wake-up, and whether
+    /// fanotify lost events since the last reading (then everything changed is posted).
+    private var needsScan = false, overflowed = false
     private var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+    private var statBuffer = [UInt8](repeating: 0, count: StatMount.basicLength)
 
     /// What FUSE threads read.
     private struct Shared {
@@ -76,12 +87,28 @@ final class MountsMechanism: Mechanism, @unchecked Sendable {
         if fd == fanotify {
             readFanotify(sink: sink)
         } else {
-            // The table changed: with fanotify only what it cannot see is posted.
-            guard let table = scan() else { return }
-            post(current.changes(to: table), attributesOnly: fanotify >= 0, sink: sink)
-            replace(with: table)
             shared.withLock { $0.counters.events += 1 }
         }
+        needsScan = true
+        let posted = sink.posted
+        shared.withLock { $0.counters.records = posted }
+    }
+
+    /// Reads the table once for everything this wake-up saw: with fanotify only what
+    /// it cannot see (read-only, attributes) is posted from the diff, unless events
+    /// were lost, when everything the diff shows is.
+    func settle(sink: RecordSink) {
+        guard needsScan else { return }
+        needsScan = false
+        guard let table = scan() else { return }
+        if overflowed {
+            sink.loss()
+            shared.withLock { $0.counters.resyncs += 1 }
+        }
+        post(current.changes(to: table), attributesOnly: fanotify >= 0 && !overflowed, sink: sink)
+        overflowed = false
+        replace(with: table)
+        sink.flush()
         let posted = sink.posted
         shared.withLock { $0.counters.records = posted }
     }
@@ -131,7 +158,7 @@ final class MountsMechanism: Mechanism, @unchecked Sendable {
     }
 
     private func readFanotify(sink: RecordSink) {
-        var events: [Fanotify.Event] = []
+        var events = 0
         var ignored: UInt64 = 0
         while true {
             let n = buffer.withUnsafeMutableBytes { Glibc.read(fanotify, $0.baseAddress, $0.count) }
@@ -139,55 +166,63 @@ final class MountsMechanism: Mechanism, @unchecked Sendable {
             let decoded = buffer.withUnsafeBytes { bytes in
                 Result { () throws(DecodeError) in try Fanotify.decode(UnsafeRawBufferPointer(rebasing: bytes[..<n])) }
             }
-            switch decoded {
-            case .success(let batch): events += batch
-            case .failure: ignored += 1
+            guard case .success(let batch) = decoded else {
+                ignored += 1
+                continue
             }
+            events += batch.count
+            for event in batch { post(event, sink: sink) }
         }
-        guard !events.isEmpty else { return }
-        // One new reading of the table names every mount the events are about.
-        let table = scan() ?? current
-        var overflowed = false
-        for event in events {
-            switch event.kind {
-            case .attach:
-                let entry = table.entry(unique: event.mountID)
-                let parent = entry.map { table.reference($0.legacyParentID).recordID } ?? 0
-                post(MountNotification(.newMount, flags: flags(parent: parent, in: table), triggeredOn: parent,
-                                       auxiliaryMount: event.mountID), sink: sink)
-            case .detach:
-                let entry = current.entry(unique: event.mountID) ?? shared.withLock { $0.gone.last { $0.uniqueMountID == event.mountID } }
-                let parent = entry.map { current.reference($0.legacyParentID).recordID } ?? 0
-                post(MountNotification(.unmount, flags: flags(parent: parent, in: current), triggeredOn: parent,
-                                       auxiliaryMount: event.mountID), sink: sink)
-            case .move:
-                let from = current.entry(unique: event.mountID).map { current.reference($0.legacyParentID).recordID } ?? 0
-                let to = table.entry(unique: event.mountID).map { table.reference($0.legacyParentID).recordID } ?? 0
-                post(MountNotification(.moveFrom, flags: flags(parent: from, in: current), triggeredOn: from,
-                                       auxiliaryMount: event.mountID), sink: sink)
-                post(MountNotification(.moveTo, flags: flags(parent: to, in: table), triggeredOn: to,
-                                       auxiliaryMount: event.mountID), sink: sink)
-            case .overflow:
-                overflowed = true
-            }
-        }
-        if overflowed {
-            // Events were lost: say so, then post what the table shows changed.
-            sink.loss()
-            post(current.changes(to: table), attributesOnly: false, sink: sink)
-            shared.withLock { $0.counters.overflows += 1; $0.counters.resyncs += 1 }
-        } else {
-            post(current.changes(to: table), attributesOnly: true, sink: sink)
-        }
-        replace(with: table)
-        let count = UInt64(events.count)
+        let count = UInt64(events)
         shared.withLock { $0.counters.events += count; $0.counters.ignored += ignored }
+    }
+
+    private func post(_ event: Fanotify.Event, sink: RecordSink) {
+        switch event.kind {
+        case .attach:
+            let parent = parentNow(of: event.mountID)
+            post(MountNotification(.newMount, flags: flags(parent: parent), triggeredOn: parent,
+                                   auxiliaryMount: event.mountID), sink: sink)
+        case .detach:
+            let parent = parentBefore(of: event.mountID)
+            post(MountNotification(.unmount, flags: flags(parent: parent), triggeredOn: parent,
+                                   auxiliaryMount: event.mountID), sink: sink)
+        case .move:
+            let from = parentBefore(of: event.mountID), to = parentNow(of: event.mountID)
+            post(MountNotification(.moveFrom, flags: flags(parent: from), triggeredOn: from,
+                                   auxiliaryMount: event.mountID), sink: sink)
+            post(MountNotification(.moveTo, flags: flags(parent: to), triggeredOn: to,
+                                   auxiliaryMount: event.mountID), sink: sink)
+        case .overflow:
+            overflowed = true
+            shared.withLock { $0.counters.overflows += 1 }
+        }
+    }
+
+    /// The mount's parent as the kernel has it now (statmount), remembered for a
+    /// detach or move read before the table is; 0 when the mount is already gone.
+    private func parentNow(of mount: UInt64) -> UInt64 {
+        let parent = statBuffer.withUnsafeMutableBytes { bytes -> UInt64? in
+            guard wq_statmount(mount, StatMount.basic, bytes.baseAddress, bytes.count) == 0 else { return nil }
+            return StatMount.parentID(in: UnsafeRawBufferPointer(bytes))
+        }
+        guard let parent else { return parents[mount] ?? 0 }
+        parents[mount] = parent
+        return parent
+    }
+
+    /// The mount's parent as last known: the table, a statmount since, or the mounts
+    /// gone lately; 0 when it was never seen.
+    private func parentBefore(of mount: UInt64) -> UInt64 {
+        if let parent = parents[mount] { return parent }
+        let entry = current.entry(unique: mount) ?? shared.withLock { $0.gone.last { $0.uniqueMountID == mount } }
+        return entry.map { current.reference($0.legacyParentID).recordID } ?? 0
     }
 
     /// In-subtree (flag 16): the change is below the namespace's root mount, as it
     /// is for every mount but the root itself.
-    private func flags(parent: UInt64, in table: MountTable) -> MountFlags {
-        parent == table.rootRecordID ? [] : .inSubtree
+    private func flags(parent: UInt64) -> MountFlags {
+        parent == current.rootRecordID ? [] : .inSubtree
     }
 
     private func post(_ changes: [MountChange], attributesOnly: Bool, sink: RecordSink) {
@@ -204,6 +239,7 @@ final class MountsMechanism: Mechanism, @unchecked Sendable {
     private func replace(with table: MountTable) {
         let gone = current.order.compactMap { id in table[id] == nil ? current[id] : nil }
         current = table
+        parents = [:]
         let count = table.count
         shared.withLock { state in
             state.table = table
@@ -239,13 +275,12 @@ final class MountsMechanism: Mechanism, @unchecked Sendable {
             guard n == ids.count, let last = ids.last else { break }
             after = last
         }
-        var buffer = [UInt8](repeating: 0, count: StatMount.basicLength)
         var now: [UInt64: UInt64] = [:]
         for id in listed {
             if let legacy = legacyOfUnique[id] {
                 now[id] = legacy
-            } else if buffer.withUnsafeMutableBytes({ wq_statmount(id, StatMount.basic, $0.baseAddress, $0.count) }) == 0,
-                      let legacy = buffer.withUnsafeBytes({ StatMount.legacyID(in: $0) }) {
+            } else if statBuffer.withUnsafeMutableBytes({ wq_statmount(id, StatMount.basic, $0.baseAddress, $0.count) }) == 0,
+                      let legacy = statBuffer.withUnsafeBytes({ StatMount.legacyID(in: $0) }) {
                 now[id] = UInt64(legacy)
             }
         }
@@ -268,13 +303,20 @@ enum StatMount {
     static let basic: UInt64 = 0x2
     /// Room for the struct, whatever its size in this kernel (no strings are asked for).
     static let basicLength = 4096
-    private static let maskOffset = 8, legacyIDOffset = 56
+    private static let maskOffset = 8, parentIDOffset = 48, legacyIDOffset = 56
 
     /// `mnt_id_old` of a filled buffer, when the kernel says it wrote it.
     static func legacyID(in buffer: UnsafeRawBufferPointer) -> UInt32? {
-        guard buffer.count >= legacyIDOffset + 4 else { return nil }
-        let mask = UInt64(littleEndian: buffer.loadUnaligned(fromByteOffset: maskOffset, as: UInt64.self))
-        guard mask & basic != 0 else { return nil }
-        return UInt32(littleEndian: buffer.loadUnaligned(fromByteOffset: legacyIDOffset, as: UInt32.self))
+        hasBasic(buffer) ? UInt32(littleEndian: buffer.loadUnaligned(fromByteOffset: legacyIDOffset, as: UInt32.self)) : nil
+    }
+
+    /// `mnt_parent_id`, the parent's unique id, of a filled buffer.
+    static func parentID(in buffer: UnsafeRawBufferPointer) -> UInt64? {
+        hasBasic(buffer) ? UInt64(littleEndian: buffer.loadUnaligned(fromByteOffset: parentIDOffset, as: UInt64.self)) : nil
+    }
+
+    private static func hasBasic(_ buffer: UnsafeRawBufferPointer) -> Bool {
+        guard buffer.count >= legacyIDOffset + 4 else { return false }
+        return UInt64(littleEndian: buffer.loadUnaligned(fromByteOffset: maskOffset, as: UInt64.self)) & basic != 0
     }
 }

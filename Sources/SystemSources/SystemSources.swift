@@ -1,5 +1,6 @@
 import CSystemCalls
 import Dispatch
+import Synchronization
 import WatchQueueCore
 #if canImport(Glibc)
 import Glibc
@@ -62,8 +63,15 @@ public final class SystemSources: @unchecked Sendable {
     /// How long a new watch waits for its mechanism to open.
     private static let openWait = 5.0
     private let thread = Locked<pthread_t?>(nil)
-    /// Callers of `synchronizeKeys` waiting for the event thread.
-    private let keyWaiters = Locked<[DispatchSemaphore]>([])
+    /// Whether some key is watched, read without a lock on every queue read and
+    /// stat, so a mount that watches no key pays nothing for key synchronization.
+    /// Written under `keyGate`, each time from the engine's state then, so the last
+    /// writer leaves the truth.
+    private let keysWatched = Atomic<Bool>(false)
+    private let keyGate = Locked(())
+    /// Callers of `synchronize` waiting for the event thread: signalled once the
+    /// wake-up that took them in is over, its deferred work (`settle`) included.
+    private let waiters = Locked<[DispatchSemaphore]>([])
 
     /// Probes the configured mechanisms and makes the sources of those that work.
     public init(engine: Engine, configuration: Configuration) {
@@ -173,7 +181,9 @@ public final class SystemSources: @unchecked Sendable {
 
     /// The side file of a system source; nil when it has none.
     public func table(of source: SourceID) -> String? {
-        mechanism(of: source)?.table
+        guard let mechanism = mechanism(of: source) else { return nil }
+        if (engine.demand(of: source)?.watches ?? 0) > 0 { synchronize(timeout: 2) }
+        return mechanism.table
     }
 
     private func mechanism(of source: SourceID) -> (any Mechanism)? {
@@ -199,7 +209,11 @@ public final class SystemSources: @unchecked Sendable {
         let ticket: UInt64
         if started.contains(where: { $0.source == source }) {
             ticket = pending.withLock { $0.sources.insert(source); $0.asked += 1; return $0.asked }
-        } else if keys != nil, engine.keySerial(of: source) != nil {
+        } else if keys != nil {
+            // A key source's watches changed, or it went with its key (then, on the
+            // event thread itself, there is nothing to wait for).
+            keyGate.withLock { _ in keysWatched.store(!engine.watchedKeys().isEmpty, ordering: .releasing) }
+            guard engine.keySerial(of: source) != nil else { return }
             ticket = pending.withLock { $0.keys = true; $0.asked += 1; return $0.asked }
         } else {
             return
@@ -218,12 +232,25 @@ public final class SystemSources: @unchecked Sendable {
     /// returned, so their records are queued. The kernel posts a key notification
     /// before the call returns; a watch or a read made after a key change must find
     /// wqfs as far along (a read right after `keyctl update` gets its record, a key
-    /// changed right after a watch is seen). A no-op while no key is watched, and
-    /// bounded by `timeout` so a stuck event thread cannot hold a request for ever.
-    public func synchronizeKeys(timeout: Double = 2) {
-        guard keys != nil, thread.withLock({ $0 != nil }), !engine.watchedKeys().isEmpty else { return }
+    /// changed right after a watch is seen). A no-op while no key is watched (with
+    /// `queue`: while that queue watches no key), and bounded by `timeout` so a
+    /// stuck event thread cannot hold a request for ever.
+    public func synchronizeKeys(for queue: QueueID? = nil, timeout: Double = 2) {
+        guard keys != nil, keysWatched.load(ordering: .acquiring) else { return }
+        if let queue {
+            guard engine.watchesKeys(queue) else { return }
+        } else {
+            guard !engine.watchedKeys().isEmpty else { return }
+        }
+        synchronize(timeout: timeout)
+    }
+
+    /// Returns once the event thread has finished what it was doing, so a side
+    /// file read after a record shows what the record names.
+    private func synchronize(timeout: Double) {
+        guard thread.withLock({ $0 != nil }) else { return }
         let done = DispatchSemaphore(value: 0)
-        keyWaiters.withLock { $0.append(done) }
+        waiters.withLock { $0.append(done) }
         signal()
         _ = done.wait(timeout: .now() + timeout)
     }
@@ -257,6 +284,9 @@ public final class SystemSources: @unchecked Sendable {
         var keyDescriptors: [Descriptor] = []
         keys?.deliver = deliver
         var events = [epoll_event](repeating: epoll_event(), count: 32)
+        // Per wake-up: the mechanisms that read something, and the synchronize callers.
+        var woken = [Bool](repeating: false, count: started.count)
+        var callers: [DispatchSemaphore] = []
         // Watches made before the thread started are demand too.
         pending.withLock { $0.sources.formUnion(started.map(\.source)); $0.keys = true }
         running.withLock { $0 = true }
@@ -274,7 +304,7 @@ public final class SystemSources: @unchecked Sendable {
                     _ = read(wake, &count, 8)
                     // Waiters first: whatever watch a waiter made before asking is
                     // in the engine already when the adjustment below reads it.
-                    let waiters = keyWaiters.withLock { list in
+                    callers += waiters.withLock { list in
                         defer { list = [] }
                         return list
                     }
@@ -289,10 +319,10 @@ public final class SystemSources: @unchecked Sendable {
                         }
                         _ = keys?.adjust(watched: 0)
                         running.withLock { $0 = false }
-                        waiters.forEach { $0.signal() }
+                        callers.forEach { $0.signal() }
                         return
                     }
-                    if work.keys || !waiters.isEmpty, let keys {
+                    if work.keys || !callers.isEmpty, let keys {
                         let now = keys.adjust(watched: engine.watchedKeys().count)
                         reregister(old: keyDescriptors, new: now, owner: -1, owners: &owners)
                         keyDescriptors = now
@@ -303,19 +333,25 @@ public final class SystemSources: @unchecked Sendable {
                         reregister(old: waiting[index], new: now, owner: index, owners: &owners)
                         waiting[index] = now
                     }
-                    if !waiters.isEmpty {
+                    if !callers.isEmpty {
                         // A BPF event is in the ring before its system call returns:
                         // draining it now takes in every change made before the ask.
                         keys?.drain()
-                        waiters.forEach { $0.signal() }
                     }
                 } else if owners[fd] == -1 {
                     keys?.ready(fd)
                 } else if let index = owners[fd] {
                     started[index].mechanism.ready(fd, events: event.events, sink: sinks[index])
                     sinks[index].flush()
+                    woken[index] = true
                 }
             }
+            for index in woken.indices where woken[index] {
+                started[index].mechanism.settle(sink: sinks[index])
+                woken[index] = false
+            }
+            callers.forEach { $0.signal() }
+            callers = []
         }
     }
 }

@@ -43,6 +43,12 @@ extension Engine {
         }
     }
 
+    /// Whether `queue` watches some key: only such a queue's reads and stats wait
+    /// for the key observer to catch up.
+    public func watchesKeys(_ queue: QueueID) -> Bool {
+        state.withLock { $0.queuesByID[queue]?.watched.contains { $0.keySerial != nil } ?? false }
+    }
+
     /// Key `serial` went away: each watching queue receives a removal record with the
     /// serial, and the source goes.
     public func keyGone(serial: Int32) -> Wakeups {

@@ -125,7 +125,7 @@ public final class WatchQueueFileSystem: FuseFilesystem {
     public func getattr(_ request: consuming Request, inode: Inode, file: FileInfo?) {
         // A queue file's size is its queued bytes (FIONREAD): key changes made
         // before the stat count, as the kernel's would.
-        if case .queue(_, .queue)? = Node(inode: inode) { system?.synchronizeKeys() }
+        if case .queue(let queue, .queue)? = Node(inode: inode) { system?.synchronizeKeys(for: queue) }
         guard let node = Node(inode: inode), let attributes = attributes(of: node) else {
             _ = request.reply(error: ENOENT)
             return
@@ -514,7 +514,7 @@ public final class WatchQueueFileSystem: FuseFilesystem {
         // The kernel has posted a key change's records before its system call
         // returns: a read after the call must find them queued, not still in the
         // observer's ring (a 433-byte read after 64 updates takes 27 records).
-        system?.synchronizeKeys()
+        system?.synchronizeKeys(for: queue)
         if nonblocking {
             reply(request, engine.read(from: queue, capacity: size, parkingAs: nil))
             return
