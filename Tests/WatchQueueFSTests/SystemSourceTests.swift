@@ -225,6 +225,44 @@ extension MountTests {
             }
         }
 
+        @Test("mounts overflow: fanotify drops events; a loss record, then the table read again posts every new mount")
+        func mountsOverflow() throws {
+            try withMount(Self.all) { m throws in
+                if let reason = try unavailable(m, "mounts") { skip("mounts", reason); return }
+                guard getuid() == 0 else { skip("mounts overflow", "needs root to shrink fs.fanotify.max_queued_events"); return }
+                // The queue limit is taken when the group is made: shrunk only while
+                // the watch opens the mechanism, then restored for everyone else.
+                let out = try m.out("""
+                    limit=$(cat /proc/sys/fs/fanotify/max_queued_events)
+                    echo 2 > /proc/sys/fs/fanotify/max_queued_events
+                    watch q mounts 1; echo 1024 > queues/q.size
+                    echo $limit > /proc/sys/fs/fanotify/max_queued_events
+                    grep -q 'via fanotify' sources/mounts/status || { echo no-fanotify; exit 0; }
+                    kill -STOP \(m.serverPID)
+                    for i in 1 2 3 4 5 6; do mkdir -p $T/o$i && mount -t tmpfs wqfs-overflow $T/o$i; done
+                    kill -CONT \(m.serverPID)
+                    waitfor "grep -q '^resyncs 1' sources/mounts/status"
+                    $C records queues/q
+                    echo --
+                    grep ' wqfs-overflow ' sources/mounts/table
+                    echo --
+                    grep '^lost ' sources/mounts/status
+                    for i in 1 2 3 4 5 6; do umount $T/o$i; done
+                    """, timeout: 60)
+                if out.hasPrefix("no-fanotify") { skip("mounts overflow", "fanotify mount events are not available"); return }
+                let parts = out.components(separatedBy: "--\n")
+                try #require(parts.count == 3, "\(out)")
+                let got = records(parts[0])
+                #expect(parts[2] == "lost 1\n", "\(parts[2])")
+                let lossAt = try #require(got.firstIndex { $0 == ["loss"] }, "a loss record: \(out)")
+                let ids = parts[1].split(separator: "\n").map { String($0.split(separator: " ")[0]) }
+                #expect(ids.count == 6, "\(parts[1])")
+                // After the loss record, the resync names each of the six mounts new.
+                let resynced = Set(got[(lossAt + 1)...].filter { $0.first == "mount" && $0[1] == "0" }.map { $0[4] })
+                for id in ids { #expect(resynced.contains(id), "mount \(id) posted after the loss: \(out)") }
+            }
+        }
+
         @Test("overflow: events the kernel drops (a tiny netlink buffer, a stopped server) become a loss record and a count")
         func overflow() throws {
             try withMount(Self.all + ["source_buffer=1"]) { m throws in
