@@ -46,18 +46,12 @@ public final class SystemSources: @unchecked Sendable {
     private let wake: Int32
     /// Work for the event thread from other threads.
     private let pending = Locked<Pending>(Pending())
-    /// The requests the event thread has carried out, counted: a caller waits until
-    /// its own request is among them.
-    private let done = Locked<UInt64>(0)
-    private let running = Locked(false)
 
     /// Work asked of the event thread.
     private struct Pending {
         var sources: Set<SourceID> = []
         var keys = false
         var stop = false
-        /// Requests made, counted.
-        var asked: UInt64 = 0
     }
 
     /// How long a new watch waits for its mechanism to open.
@@ -206,25 +200,20 @@ public final class SystemSources: @unchecked Sendable {
     /// KEYCTL_WATCH_KEY returns with the watch in force: an event that follows a
     /// new watch is never missed while a mechanism is still being opened.
     private func demandChanged(_ source: SourceID) {
-        let ticket: UInt64
         if started.contains(where: { $0.source == source }) {
-            ticket = pending.withLock { $0.sources.insert(source); $0.asked += 1; return $0.asked }
+            pending.withLock { _ = $0.sources.insert(source) }
         } else if keys != nil {
             // A key source's watches changed, or it went with its key (then, on the
             // event thread itself, there is nothing to wait for).
             keyGate.withLock { _ in keysWatched.store(!engine.watchedKeys().isEmpty, ordering: .releasing) }
             guard engine.keySerial(of: source) != nil else { return }
-            ticket = pending.withLock { $0.keys = true; $0.asked += 1; return $0.asked }
+            pending.withLock { $0.keys = true }
         } else {
             return
         }
-        signal()
-        guard running.withLock({ $0 }) else { return }
-        var waited = 0.0
-        while done.withLock({ $0 }) < ticket && waited < Self.openWait {
-            usleep(500)
-            waited += 0.0005
-        }
+        // The event thread takes its waiters before the pending work, so the wake-up
+        // that answers this wait has carried out the request made above.
+        synchronize(timeout: Self.openWait)
     }
 
     /// From any thread: returns once the event thread has opened the key observer
@@ -289,7 +278,6 @@ public final class SystemSources: @unchecked Sendable {
         var callers: [DispatchSemaphore] = []
         // Watches made before the thread started are demand too.
         pending.withLock { $0.sources.formUnion(started.map(\.source)); $0.keys = true }
-        running.withLock { $0 = true }
         signal()
         while true {
             let n = epoll_wait(epoll, &events, Int32(events.count), -1)
@@ -312,13 +300,11 @@ public final class SystemSources: @unchecked Sendable {
                         defer { state.sources = []; state.keys = false }
                         return state
                     }
-                    defer { done.withLock { $0 = max($0, work.asked) } }
                     if work.stop {
                         for (index, entry) in started.enumerated() {
                             _ = entry.mechanism.adjust(to: SourceDemand(watches: 0, subtypes: SubtypeSet()), sink: sinks[index])
                         }
                         _ = keys?.adjust(watched: 0)
-                        running.withLock { $0 = false }
                         callers.forEach { $0.signal() }
                         return
                     }
