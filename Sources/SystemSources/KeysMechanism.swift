@@ -136,6 +136,20 @@ final class KeysMechanism: @unchecked Sendable {
             }
         }
         if mayFree { arm(after: Self.goneCheckDelay) }
+        if known.count > Self.maxKnown { forgetDeadKeys() }
+    }
+
+    /// How many serials `known` may hold before the dead ones are dropped: a machine
+    /// that makes keys for ever must not grow the server for ever.
+    static let maxKnown = 1 << 16
+
+    /// Keeps, of the serials seen, those /proc/keys still shows. A live key the
+    /// server may not view is forgotten too: a later `add_key` over it would be
+    /// told as a new key, as for such keys present at start.
+    private func forgetDeadKeys() {
+        known = Set(Self.visibleKeys())
+        revoked.formIntersection(known)
+        invalidated.formIntersection(known)
     }
 
     /// The records the kernel posts for a successful operation: (the key or keyring
