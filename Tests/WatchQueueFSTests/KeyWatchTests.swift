@@ -86,5 +86,42 @@ extension MountTests {
                 #expect(log("k2") == ["\(k2) inv", "\(k2) gc"], "\(out)")
             }
         }
+
+        @Test("wqcat prints the same lines as keyctl watch for the same real key changes")
+        func wqcatMatchesKeyctlWatch() throws {
+            try withMount(["sources=keys"]) { m throws in
+                if let reason = try keysUnavailable(m) {
+                    FileHandle.standardError.write(Data("skipped: \(reason)\n".utf8))
+                    return
+                }
+                // One keyring, two watchers: keyutils' own through the compat library,
+                // and a queue of the mount read by wqcat.
+                let script = Mount.prelude + """
+                    export WQFS_MOUNT=$M
+                    R=$(keyctl newring wqcat-ring @s)
+                    LD_PRELOAD=$SHIM keyctl watch $R > $T/keyctl.log 2> $T/keyctl.err & W=$!
+                    touch queues/kq; echo 1024 > queues/kq.size; echo "kq 1" > keys/$R/watches
+                    waitfor "[ \\$(grep -c '' keys/$R/watches) -ge 2 ] && grep -q 'state watching' keys/$R/status"
+                    K=$(keyctl add user wk v1 $R); keyctl update $K v2; keyctl link $K $R
+                    keyctl setperm $R 0x3f3f0000; keyctl unlink $K $R; keyctl clear $R
+                    # The ring's last link goes: both watchers get its removal, and
+                    # keyctl watch exits on it.
+                    keyctl unlink $R @s; wait $W; echo "keyctl status $?"
+                    timeout -s KILL 10 wqcat --drain queues/kq > $T/wqcat.log; echo "wqcat status $?"
+                    echo "== keyctl"; cat $T/keyctl.log; echo "== wqcat"; cat $T/wqcat.log
+                    """
+                let outcome = try run("/bin/keyctl", ["session", "-", "/bin/sh", "-c", script], directory: m.path,
+                                      environment: m.environment, timeout: 60)
+                #expect(outcome.status == 0, "\(outcome)")
+                let parts = outcome.stdout.components(separatedBy: "== wqcat\n")
+                try #require(parts.count == 2, "\(outcome)")
+                let keyctl = try #require(parts[0].components(separatedBy: "== keyctl\n").last)
+                #expect(outcome.stdout.contains("wqcat status 0"), "\(outcome)")
+                #expect(outcome.stdout.contains("keyctl status 0"), "\(outcome)")
+                #expect(keyctl.split(separator: "\n").map { $0.split(separator: " ").dropFirst().first ?? "" }
+                        == ["link", "link", "attr", "unlk", "clr", "gc"], "\(keyctl)")
+                #expect(parts[1] == keyctl, "wqcat: \(parts[1])keyctl watch: \(keyctl)")
+            }
+        }
     }
 }
