@@ -5,6 +5,7 @@
  * pays; wqfs adds its event thread, the engine and a FUSE reply to that.
  *
  *   floor mounts|mounts-rescan|processes|devices PARENT_TGID
+ *   floor queue PARENT_TGID PATH
  *
  * Prints "ready\n" once subscribed, then one line per event the benchmark
  * triggers, stamped (CLOCK_MONOTONIC, the benchmark's clock) as soon as the
@@ -17,6 +18,10 @@
  *   processes: "F PID NS" (fork), "X PID NS" (exit), only for children of
  *              PARENT_TGID (everything else on the machine forks too)
  *   devices:   "C SEQNUM NS" for a "change" of /devices/virtual/mem/null
+ *   queue:     not a floor: a wqfs queue file at PATH, read by this small process
+ *              the same way (blocking read), printing the same lines for the
+ *              records of mounts, processes and devices; so wqfs can be timed with
+ *              its reader where the floor's is, outside the triggering process
  * stdout is a pipe to the benchmark; each line is one write, so the benchmark
  * reads whole lines. Runs until killed.
  *
@@ -205,6 +210,47 @@ static void devices(void) {
     }
 }
 
+/* A wqfs queue: each record of types 2, 64 and 65 (include/wqfs/records.h) that
+ * the benchmark triggers, as the line the mechanism's own floor would print. */
+static void queue(long parent, const char *path) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) die("open queue");
+    static unsigned char buffer[65536];
+    ready();
+    for (;;) {
+        ssize_t n = read(fd, buffer, sizeof buffer);
+        uint64_t t = now();
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) die("read queue");
+        for (ssize_t at = 0; at + 8 <= n;) {
+            uint32_t header, info, u[6] = {0};
+            uint64_t aux = 0, seqnum = 0;
+            memcpy(&header, buffer + at, 4);
+            memcpy(&info, buffer + at + 4, 4);
+            ssize_t length = info & 0x7f;
+            if (length < 8 || at + length > n) break;
+            if (length >= 32) memcpy(u, buffer + at + 16, sizeof u < (size_t)length - 16 ? sizeof u : (size_t)length - 16);
+            uint32_t type = header & 0xffffff, subtype = header >> 24;
+            if (type == 2 && length >= 24) {
+                memcpy(&aux, buffer + at + 16, 8);
+                if (subtype == 0) emit('A', aux, t);
+                if (subtype == 1) emit('D', aux, t);
+            } else if (type == 64 && length >= 32 && u[0] == u[1] && u[0] != (uint32_t)getpid()) {
+                /* (this process's own fork is queued before it reads) */
+                /* fork: pid, tgid, parent pid, parent tgid; exit: the parent tgid at 36 */
+                if (subtype == 0 && u[3] == (uint32_t)parent) emit('F', u[0], t);
+                if (subtype == 8 && length >= 40 && u[5] == (uint32_t)parent) emit('X', u[0], t);
+            } else if (type == 65 && subtype == 2 && length > 40 &&
+                       strncmp((const char *)buffer + at + 24, "mem", 16) == 0 &&
+                       strncmp((const char *)buffer + at + 40, "/devices/virtual/mem/null", (size_t)length - 40) == 0) {
+                memcpy(&seqnum, buffer + at + 8, 8);
+                emit('C', seqnum, t);
+            }
+            at += length;
+        }
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: floor mounts|mounts-rescan|processes|devices [PARENT_TGID]\n");
@@ -214,6 +260,7 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[1], "mounts-rescan") == 0) mounts(2);
     else if (strcmp(argv[1], "processes") == 0) processes(argc > 2 ? atol(argv[2]) : (long)getppid());
     else if (strcmp(argv[1], "devices") == 0) devices();
+    else if (strcmp(argv[1], "queue") == 0 && argc > 3) queue(atol(argv[2]), argv[3]);
     fprintf(stderr, "sources-floor: unknown mechanism %s\n", argv[1]);
     return 2;
 }

@@ -243,7 +243,9 @@ final class SourceFloor {
     /// `mode` is the floor's mechanism argument: the source's name, or
     /// `mounts-rescan` (the floor plus the table reads wqfs makes per event). The
     /// keys floor is this executable (`--keys-floor RING KEY`, KeysFloor.swift).
-    init(binary: String, kind: SourceKind, mode: String? = nil, keys: BenchKeys? = nil) {
+    /// `queue`: a wqfs queue file for `floor queue`, which reads it in place of the
+    /// mechanism.
+    init(binary: String, kind: SourceKind, mode: String? = nil, keys: BenchKeys? = nil, queue: String? = nil) {
         var fds: [Int32] = [0, 0]
         if pipe(&fds) != 0 { fail("pipe: \(String(cString: strerror(errno)))") }
         var actions = posix_spawn_file_actions_t()
@@ -253,7 +255,7 @@ final class SourceFloor {
         posix_spawn_file_actions_addclose(&actions, fds[0])
         posix_spawn_file_actions_addclose(&actions, fds[1])
         let argv = kind == .keys ? [selfExecutable(), "--keys-floor", "\(keys!.ring)", "\(keys!.key)"]
-            : [binary, mode ?? kind.rawValue, "\(getpid())"]
+            : [binary, mode ?? kind.rawValue, "\(getpid())"] + (queue.map { [$0] } ?? [])
         let binary = argv[0]
         let cArgs = argv.map { strdup($0) } + [nil]
         defer { cArgs.forEach { free($0) } }
@@ -352,6 +354,8 @@ enum SourcesBench {
         var floor = [UInt64]()
         /// mounts only: the floor plus two readings of the table per event.
         var rescan = [UInt64]()
+        /// wqfs with its queue read by `floor queue` (not for keys).
+        var separate = [UInt64]()
         var unverified = 0
         /// Kernel events the wqfs mechanism read during the wqfs batches.
         var events = 0
@@ -457,10 +461,31 @@ enum SourcesBench {
         return samples
     }
 
+    /// One batch through the mount with the queue read by `floor queue`, a small
+    /// process of its own, as the floor reads its mechanism: the reader is then
+    /// outside the triggering process on both sides (a fork makes the forking
+    /// process's memory copy-on-write, which its own reader thread then pays for).
+    static func separateReaderBatch(_ mount: WQFS, binary: String, queue: String, trigger: SourceTrigger, rounds: Int,
+                                    unverified: inout Int) -> [UInt64] {
+        let path = trigger.sourcePath
+        writeText("\(mount.root)/\(path)/watches", "\(queue) 1\n")
+        waitUntilWatching(mount.root, path)
+        defer { writeText("\(mount.root)/\(path)/watches", "!\(queue)\n") }
+        // What earlier batches left queued (the last exits) must not be read as ours.
+        let fd = open("\(mount.root)/queues/\(queue)", O_RDONLY | O_NONBLOCK)
+        if fd >= 0 {
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while buffer.withUnsafeMutableBytes({ read(fd, $0.baseAddress, $0.count) }) > 0 {}
+            close(fd)
+        }
+        return floorBatch(binary: binary, trigger: trigger, rounds: rounds, mode: "queue",
+                          queue: "\(mount.root)/queues/\(queue)", unverified: &unverified)
+    }
+
     /// One batch through the floor: a fresh floor process, the same rounds.
     static func floorBatch(binary: String, trigger: SourceTrigger, rounds: Int, mode: String? = nil,
-                           unverified: inout Int) -> [UInt64] {
-        let floor = SourceFloor(binary: binary, kind: trigger.kind, mode: mode, keys: trigger.keys)
+                           queue: String? = nil, unverified: inout Int) -> [UInt64] {
+        let floor = SourceFloor(binary: binary, kind: trigger.kind, mode: mode, keys: trigger.keys, queue: queue)
         defer { floor.stop() }
         var samples = [UInt64]()
         for round in 0...rounds {
@@ -570,6 +595,10 @@ enum SourcesBench {
                                                       unverified: &unverified)
                     }
                 }
+                if kind != .keys {
+                    latencies.separate += separateReaderBatch(mount, binary: floorBinary, queue: "lat-\(kind.rawValue)",
+                                                              trigger: trigger, rounds: plan.rounds, unverified: &unverified)
+                }
                 if kind == .mounts {
                     // Not a floor: how much of the gap is the kernel's side of the
                     // table reads wqfs's mounts mechanism makes before it posts.
@@ -610,6 +639,17 @@ enum SourcesBench {
                     }
                     row.note = note
                 }
+                rows.append(row)
+            }
+            if kind != .keys {
+                let w = percentile(latencies.separate, 0.5) / 1000
+                let f = percentile(latencies.floor, 0.5) / 1000
+                let bound = f + 1.2 * fuseMedian
+                var row = Row(section: section, name: "\(kind.rawValue): the same, the queue read by a separate small process, median (\(latencies.separate.count) rounds)",
+                              unit: .microseconds, wqfs: w, floor: f, ratioFloor: w / f,
+                              note: "wqfs column: floor.c queue reads the wqfs queue, a process of its own as the floor is, so neither reader is a thread of the triggering process; "
+                                  + "wqfs − floor \(Format.fixed(w - f, 1)) µs = \(Format.fixed((w - f) / fuseMedian, 2)) FUSE round trips")
+                row.target = Target(text: "≤ floor + 1.2 × FUSE round trip (\(Format.fixed(bound, 1)) µs)", met: w <= bound)
                 rows.append(row)
             }
             if kind == .mounts {
