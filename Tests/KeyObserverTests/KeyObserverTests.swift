@@ -219,6 +219,41 @@ struct KeyObserverTests {
         #expect(drain(observer).filter { $0.tgid == getpid() }.isEmpty)
     }
 
+    @Test("rapid calls: back-to-back keyctl processes and a loop in one process each give their event")
+    func rapidCalls() throws {
+        let observer = try KeyObserver()
+        _ = drain(observer)
+        let before = observer.counters
+        // Each add a new process, started as soon as the one before exits.
+        let count = 40
+        let output = try shell("""
+            keyctl session - sh -c '
+            echo s $(keyctl id @s)
+            i=0; while [ $i -lt \(count) ]; do keyctl add user wqfs-rapid-$i v1 @s >/dev/null || echo failed $i; i=$((i+1)); done
+            k=$(keyctl add user wqfs-rapid-u v1 @s); echo k $k
+            i=0; while [ $i -lt \(count) ]; do keyctl update $k v$i || echo failed $i; i=$((i+1)); done
+            ' 2>/dev/null
+            """)
+        #expect(!output.contains("failed"))
+        let ids = serials(output)
+        let s = try #require(ids["s"]), k = try #require(ids["k"])
+        // Many calls from one thread of this process: KEYCTL_CLEAR of its (empty) thread keyring.
+        let thread = wq_keyctl(0 /* KEYCTL_GET_KEYRING_ID */, UInt(bitPattern: -1), 1, 0, 0)
+        try #require(thread > 0)
+        for _ in 0..<count { #expect(wq_keyctl(7 /* KEYCTL_CLEAR */, UInt(thread), 0, 0, 0) == 0) }
+        let events = drain(observer)
+        let added = events.filter { $0.sessionKeyring == s }.compactMap { event -> String? in
+            if case .added(_, _, "user", let description) = event.operation { description } else { nil }
+        }
+        #expect(added == (0..<count).map { "wqfs-rapid-\($0)" } + ["wqfs-rapid-u"])
+        let updates = events.filter { $0.sessionKeyring == s && $0.operation == .updated(.serial(k)) }
+        #expect(updates.count == count)
+        let clears = events.filter { $0.tgid == getpid() && $0.operation == .cleared(.serial(Int32(thread))) }
+        #expect(clears.count == count)
+        let after = observer.counters
+        #expect(after.dropped == before.dropped && after.unmatched == before.unmatched)
+    }
+
     @Test("the observer's descriptor is readable exactly when events wait")
     func descriptor() throws {
         let observer = try KeyObserver()
