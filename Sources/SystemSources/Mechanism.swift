@@ -144,6 +144,9 @@ func drainNetlink(_ fd: Int32, buffer: inout [UInt8], sink: RecordSink, counters
         }
         read += 1
         if !buffer.withUnsafeBytes({ handle(UnsafeRawBufferPointer(rebasing: $0[..<n])) }) { ignored += 1 }
+        // The first event of a wake-up goes out before the next receive; a burst
+        // behind it is posted in batches.
+        if read == 1 { sink.flush() }
     }
     let posted = sink.posted
     counters.withLock {
