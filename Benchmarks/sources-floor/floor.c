@@ -42,6 +42,9 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+/* The record layouts a wqfs queue holds (the queue mode); <fcntl.h> is in already. */
+#define _LINUX_FCNTL_H
+#include "wqfs/records.h"
 
 /* Mount events (Linux 6.15) are newer than Debian 12's headers. */
 #ifndef FAN_REPORT_MNT
@@ -216,37 +219,40 @@ static void queue(long parent, const char *path) {
     int fd = open(path, O_RDONLY);
     if (fd < 0) die("open queue");
     static unsigned char buffer[65536];
+    static const char null[] = "/devices/virtual/mem/null";
     ready();
     for (;;) {
         ssize_t n = read(fd, buffer, sizeof buffer);
         uint64_t t = now();
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) die("read queue");
-        for (ssize_t at = 0; at + 8 <= n;) {
-            uint32_t header, info, u[6] = {0};
-            uint64_t aux = 0, seqnum = 0;
-            memcpy(&header, buffer + at, 4);
-            memcpy(&info, buffer + at + 4, 4);
-            ssize_t length = info & 0x7f;
-            if (length < 8 || at + length > n) break;
-            if (length >= 32) memcpy(u, buffer + at + 16, sizeof u < (size_t)length - 16 ? sizeof u : (size_t)length - 16);
-            uint32_t type = header & 0xffffff, subtype = header >> 24;
-            if (type == 2 && length >= 24) {
-                memcpy(&aux, buffer + at + 16, 8);
-                if (subtype == 0) emit('A', aux, t);
-                if (subtype == 1) emit('D', aux, t);
-            } else if (type == 64 && length >= 32 && u[0] == u[1] && u[0] != (uint32_t)getpid()) {
-                /* (this process's own fork is queued before it reads) */
-                /* fork: pid, tgid, parent pid, parent tgid; exit: the parent tgid at 36 */
-                if (subtype == 0 && u[3] == (uint32_t)parent) emit('F', u[0], t);
-                if (subtype == 8 && length >= 40 && u[5] == (uint32_t)parent) emit('X', u[0], t);
-            } else if (type == 65 && subtype == 2 && length > 40 &&
-                       strncmp((const char *)buffer + at + 24, "mem", 16) == 0 &&
-                       strncmp((const char *)buffer + at + 40, "/devices/virtual/mem/null", (size_t)length - 40) == 0) {
-                memcpy(&seqnum, buffer + at + 8, 8);
-                emit('C', seqnum, t);
+        for (ssize_t at = 0; at + (ssize_t)sizeof(struct watch_notification) <= n;) {
+            const unsigned char *record = buffer + at;
+            const struct watch_notification *watch = (const void *)record;
+            size_t length = watch->info & WATCH_INFO_LENGTH;
+            if (length < sizeof *watch || at + (ssize_t)length > n) break;
+            at += (ssize_t)length;
+            const struct wqfs_mount_notification *mount = (const void *)record;
+            const struct wqfs_process_notification_fork *fork = (const void *)record;
+            const struct wqfs_process_notification_exit *exit = (const void *)record;
+            const struct wqfs_device_notification *device = (const void *)record;
+            if (watch->type == WQFS_WATCH_TYPE_MOUNT_NOTIFY && length >= sizeof *mount) {
+                if (watch->subtype == WQFS_MOUNT_NEW_MOUNT) emit('A', mount->auxiliary_mount, t);
+                if (watch->subtype == WQFS_MOUNT_UNMOUNT) emit('D', mount->auxiliary_mount, t);
+            } else if (watch->type == WQFS_WATCH_TYPE_PROCESS) {
+                /* Processes only (pid = tgid), and not this one: its own fork is
+                 * queued before it reads. */
+                if (watch->subtype == WQFS_PROCESS_FORK && length >= sizeof *fork && fork->pid == fork->tgid &&
+                    fork->parent_tgid == (uint32_t)parent && fork->pid != (uint32_t)getpid())
+                    emit('F', fork->pid, t);
+                if (watch->subtype == WQFS_PROCESS_EXIT && length >= sizeof *exit && exit->pid == exit->tgid &&
+                    exit->parent_tgid == (uint32_t)parent)
+                    emit('X', exit->pid, t);
+            } else if (watch->type == WQFS_WATCH_TYPE_DEVICE && watch->subtype == WQFS_DEVICE_CHANGE &&
+                       length >= sizeof *device + sizeof null && strncmp(device->subsystem, "mem", sizeof device->subsystem) == 0 &&
+                       memcmp(device->devpath, null, sizeof null) == 0) {
+                emit('C', device->seqnum, t);
             }
-            at += length;
         }
     }
 }

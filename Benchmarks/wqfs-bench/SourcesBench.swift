@@ -554,7 +554,9 @@ enum SourcesBench {
     static func measure(plan: Plan, work: String, wqfsBinary: String, floorSource: String, fuseFloor: CFloor) -> [Row] {
         log("sources: compiling the sources floor")
         let floorBinary = "\(work)/sources-floor"
-        if run(["cc", "-O2", "-o", floorBinary, floorSource]) != 0 { fail("cannot compile \(floorSource)") }
+        // The project's include/ for wqfs/records.h (the queue mode's record layouts).
+        let include = floorSource.split(separator: "/", omittingEmptySubsequences: false).dropLast(3).joined(separator: "/") + "/include"
+        if run(["cc", "-O2", "-I", include, "-o", floorBinary, floorSource]) != 0 { fail("cannot compile \(floorSource)") }
 
         let directory = "\(work)/sources-tmpfs"
         mkdir(directory, 0o755)

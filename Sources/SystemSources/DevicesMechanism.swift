@@ -57,8 +57,6 @@ final class DevicesMechanism: Mechanism, @unchecked Sendable {
             return true
         }
         guard !seen.isEmpty else { return }
-        // The records go out first: the side file's bookkeeping can wait for them.
-        sink.flush()
         recent.withLock { list in
             list.append(contentsOf: seen.suffix(Self.kept))
             if list.count > Self.kept { list.removeFirst(list.count - Self.kept) }

@@ -90,8 +90,6 @@ final class MountsMechanism: Mechanism, @unchecked Sendable {
             shared.withLock { $0.counters.events += 1 }
         }
         needsScan = true
-        let posted = sink.posted
-        shared.withLock { $0.counters.records = posted }
     }
 
     /// Reads the table once for everything this wake-up saw: with fanotify only what
@@ -100,6 +98,10 @@ final class MountsMechanism: Mechanism, @unchecked Sendable {
     func settle(sink: RecordSink) {
         guard needsScan else { return }
         needsScan = false
+        defer {
+            let posted = sink.posted
+            shared.withLock { $0.counters.records = posted }
+        }
         guard let table = scan() else { return }
         if overflowed {
             sink.loss()
@@ -109,8 +111,6 @@ final class MountsMechanism: Mechanism, @unchecked Sendable {
         overflowed = false
         replace(with: table)
         sink.flush()
-        let posted = sink.posted
-        shared.withLock { $0.counters.records = posted }
     }
 
     var hasTable: Bool { true }

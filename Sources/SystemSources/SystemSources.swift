@@ -221,16 +221,11 @@ public final class SystemSources: @unchecked Sendable {
     /// returned, so their records are queued. The kernel posts a key notification
     /// before the call returns; a watch or a read made after a key change must find
     /// wqfs as far along (a read right after `keyctl update` gets its record, a key
-    /// changed right after a watch is seen). A no-op while no key is watched (with
-    /// `queue`: while that queue watches no key), and bounded by `timeout` so a
-    /// stuck event thread cannot hold a request for ever.
-    public func synchronizeKeys(for queue: QueueID? = nil, timeout: Double = 2) {
-        guard keys != nil, keysWatched.load(ordering: .acquiring) else { return }
-        if let queue {
-            guard engine.watchesKeys(queue) else { return }
-        } else {
-            guard !engine.watchedKeys().isEmpty else { return }
-        }
+    /// changed right after a watch is seen: a new watch waits in `demandChanged`).
+    /// A no-op while `queue` watches no key, and bounded by `timeout` so a stuck
+    /// event thread cannot hold a request for ever.
+    public func synchronizeKeys(for queue: QueueID, timeout: Double = 2) {
+        guard keys != nil, keysWatched.load(ordering: .acquiring), engine.watchesKeys(queue) else { return }
         synchronize(timeout: timeout)
     }
 
@@ -290,8 +285,8 @@ public final class SystemSources: @unchecked Sendable {
                 if fd == wake {
                     var count: UInt64 = 0
                     _ = read(wake, &count, 8)
-                    // Waiters first: whatever watch a waiter made before asking is
-                    // in the engine already when the adjustment below reads it.
+                    // Callers first: a watch change a caller waits for was made
+                    // before it asked, so the pending work taken next includes it.
                     callers += waiters.withLock { list in
                         defer { list = [] }
                         return list
@@ -308,7 +303,10 @@ public final class SystemSources: @unchecked Sendable {
                         callers.forEach { $0.signal() }
                         return
                     }
-                    if work.keys || !callers.isEmpty, let keys {
+                    // Only on a change of watches: adjusting re-arms the comparing
+                    // fallback's timer, which a steady stream of reads would otherwise
+                    // keep pushing back.
+                    if work.keys, let keys {
                         let now = keys.adjust(watched: engine.watchedKeys().count)
                         reregister(old: keyDescriptors, new: now, owner: -1, owners: &owners)
                         keyDescriptors = now

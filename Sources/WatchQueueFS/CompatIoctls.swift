@@ -41,9 +41,6 @@ extension WatchQueueFileSystem {
         }
         switch outcome {
         case .success(let wakeups):
-            // A key changed right after KEYCTL_WATCH_KEY returns must be seen, as
-            // the kernel sees it: the observer is open before the answer.
-            if command == Self.watchKeyCommand { system?.synchronizeKeys() }
             _ = request.reply(ioctl: 0)
             deliver(wakeups)
         case .failure(let error):

@@ -18,20 +18,33 @@ private func keysUnavailable(_ m: Mount) throws -> String? {
     return line?.contains("BPF on the") == true ? nil : "the key observer is not running: \(line ?? "no keys line")"
 }
 
+/// A mount with the keys source, or a skip message when keys cannot be observed.
+private func withKeysMount(_ body: (Mount) throws -> Void) throws {
+    try withMount(["sources=keys"]) { m throws in
+        if let reason = try keysUnavailable(m) {
+            FileHandle.standardError.write(Data("skipped: \(reason)\n".utf8))
+            return
+        }
+        try body(m)
+    }
+}
+
+/// Runs `script` (after `Mount.prelude`, with WQFS_MOUNT set) in a fresh session
+/// keyring, so its keys go with it.
+private func runInSession(_ m: Mount, _ script: String, timeout: TimeInterval) throws -> Outcome {
+    try run("/bin/keyctl", ["session", "-", "/bin/sh", "-c", Mount.prelude + "export WQFS_MOUNT=$M\n" + script],
+            directory: m.path, environment: m.environment, timeout: timeout)
+}
+
 extension MountTests {
     @Suite("keys") struct KeyWatchTests {
         @Test("keyctl watch, preloaded, prints exactly the kernel's lines while a plain shell changes the keys")
         func keyctlWatch() throws {
-            try withMount(["sources=keys"]) { m throws in
-                if let reason = try keysUnavailable(m) {
-                    FileHandle.standardError.write(Data("skipped: \(reason)\n".utf8))
-                    return
-                }
+            try withKeysMount { m throws in
                 // Each watcher is started, then the script waits until the server lists
                 // its watch, so no change comes before it. The whole script runs in a
                 // fresh session keyring; only the watchers are preloaded.
-                let script = Mount.prelude + """
-                    export WQFS_MOUNT=$M
+                let script = """
                     pre() { LD_PRELOAD=$SHIM "$@"; }
                     # A watch is listed as soon as it is made, and in force once the
                     # observer is attached (keyctl watch's own ioctl returns then).
@@ -65,8 +78,7 @@ extension MountTests {
                     echo "serials $S $K1 $K2 $K3"
                     for f in s links k1 k2; do echo "== $f"; cat $T/$f.log; done
                     """
-                let outcome = try run("/bin/keyctl", ["session", "-", "/bin/sh", "-c", script], directory: m.path,
-                                      environment: m.environment, timeout: 90)
+                let outcome = try runInSession(m, script, timeout: 90)
                 #expect(outcome.status == 0, "\(outcome)")
                 let out = outcome.stdout
                 let lines = out.split(separator: "\n").map(String.init)
@@ -89,15 +101,10 @@ extension MountTests {
 
         @Test("wqcat prints the same lines as keyctl watch for the same real key changes")
         func wqcatMatchesKeyctlWatch() throws {
-            try withMount(["sources=keys"]) { m throws in
-                if let reason = try keysUnavailable(m) {
-                    FileHandle.standardError.write(Data("skipped: \(reason)\n".utf8))
-                    return
-                }
+            try withKeysMount { m throws in
                 // One keyring, two watchers: keyutils' own through the compat library,
                 // and a queue of the mount read by wqcat.
-                let script = Mount.prelude + """
-                    export WQFS_MOUNT=$M
+                let script = """
                     R=$(keyctl newring wqcat-ring @s)
                     LD_PRELOAD=$SHIM keyctl watch $R > $T/keyctl.log 2> $T/keyctl.err & W=$!
                     touch queues/kq; echo 1024 > queues/kq.size; echo "kq 1" > keys/$R/watches
@@ -110,8 +117,7 @@ extension MountTests {
                     timeout -s KILL 10 wqcat --drain queues/kq > $T/wqcat.log; echo "wqcat status $?"
                     echo "== keyctl"; cat $T/keyctl.log; echo "== wqcat"; cat $T/wqcat.log
                     """
-                let outcome = try run("/bin/keyctl", ["session", "-", "/bin/sh", "-c", script], directory: m.path,
-                                      environment: m.environment, timeout: 60)
+                let outcome = try runInSession(m, script, timeout: 60)
                 #expect(outcome.status == 0, "\(outcome)")
                 let parts = outcome.stdout.components(separatedBy: "== wqcat\n")
                 try #require(parts.count == 2, "\(outcome)")
