@@ -16,8 +16,9 @@ final class DevicesMechanism: Mechanism, @unchecked Sendable {
     private var socket: Int32 = -1
     private var buffer = [UInt8](repeating: 0, count: 8192)
     private let counters = Locked(MechanismCounters())
-    /// The most recent events, oldest first, for the side file.
-    private let recent = Locked<[Uevent]>([])
+    /// The datagrams of the most recent events, oldest first, for the side file:
+    /// decoded in full only when it is read.
+    private let recent = Locked<[[UInt8]]>([])
 
     /// How many events the side file keeps.
     static let kept = 64
@@ -48,12 +49,10 @@ final class DevicesMechanism: Mechanism, @unchecked Sendable {
     }
 
     func ready(_ fd: Int32, events: UInt32, sink: RecordSink) {
-        var seen: [Uevent] = []
-        drainNetlink(fd, buffer: &buffer, sink: sink, counters: counters) { datagram in
-            guard let event = try? Uevent(decoding: datagram) else { return false }
-            let notification = event.notification
-            sink.append(maxLength: DeviceNotification.maxLength) { notification.encode(into: $0) }
-            seen.append(event)
+        var seen: [[UInt8]] = []
+        drainNetlink(fd, buffer: &buffer, sink: sink, counters: counters, keep: { seen.append(Array($0)) }) { datagram in
+            guard let fields = try? Uevent.scan(datagram) else { return false }
+            sink.append(maxLength: DeviceNotification.maxLength) { fields.encode(from: datagram, into: $0) }
             return true
         }
         guard !seen.isEmpty else { return }
@@ -70,7 +69,7 @@ final class DevicesMechanism: Mechanism, @unchecked Sendable {
     /// Per recent event, oldest first: `seqnum N ACTION DEVPATH (SUBSYSTEM)`, then
     /// each property as `  KEY=VALUE`, then a blank line.
     var table: String? {
-        recent.withLock { $0 }.map { event in
+        recent.withLock { $0 }.compactMap { try? Uevent(decoding: $0) }.map { event in
             let header = "seqnum \(event.seqnum) \(event.action.word) \(text(event.devpath)) (\(text(event.subsystem)))\n"
             return header + event.properties.map { "  \(text($0.key))=\(text($0.value))\n" }.joined() + "\n"
         }.joined()

@@ -121,11 +121,13 @@ final class RecordSink {
 
 /// Reads every datagram a netlink socket holds into `buffer` and hands each one the
 /// kernel sent (port 0: any process may send to a multicast group) to `handle`,
-/// which says whether it could decode it. ENOBUFS means the socket's queue
+/// which posts what it means and says whether it could decode it; then, for one it
+/// could, to `keep`, once the first event of the wake-up has gone out (what is kept
+/// for a side file is not copied before the reply). ENOBUFS means the socket's queue
 /// overflowed: events are gone, nothing can tell which, so every watcher gets a loss
 /// record. The counts go into `counters`.
 func drainNetlink(_ fd: Int32, buffer: inout [UInt8], sink: RecordSink, counters: borrowing Locked<MechanismCounters>,
-                  _ handle: (UnsafeRawBufferPointer) -> Bool) {
+                  keep: ((UnsafeRawBufferPointer) -> Void)? = nil, _ handle: (UnsafeRawBufferPointer) -> Bool) {
     var read: UInt64 = 0, ignored: UInt64 = 0, lost: UInt64 = 0
     while true {
         var sender: UInt32 = 0
@@ -143,10 +145,12 @@ func drainNetlink(_ fd: Int32, buffer: inout [UInt8], sink: RecordSink, counters
             continue
         }
         read += 1
-        if !buffer.withUnsafeBytes({ handle(UnsafeRawBufferPointer(rebasing: $0[..<n])) }) { ignored += 1 }
+        let handled = buffer.withUnsafeBytes { handle(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
+        if !handled { ignored += 1 }
         // The first event of a wake-up goes out before the next receive; a burst
         // behind it is posted in batches.
         if read == 1 { sink.flush() }
+        if handled, let keep { buffer.withUnsafeBytes { keep(UnsafeRawBufferPointer(rebasing: $0[..<n])) } }
     }
     let posted = sink.posted
     counters.withLock {

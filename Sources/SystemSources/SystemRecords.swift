@@ -517,29 +517,44 @@ public struct DeviceNotification: Equatable, Hashable, Sendable {
     }
 
     /// The record length for this devpath.
-    public var length: Int {
-        Self.headerLength + (min(devpath.count, Self.maxDevpathLength) + 7) & ~7
-    }
+    public var length: Int { Self.length(devpath: devpath.count) }
+
+    /// The record length for a devpath of `count` bytes.
+    static func length(devpath count: Int) -> Int { headerLength + (min(count, maxDevpathLength) + 7) & ~7 }
 
     /// What was cut to fit (or, decoded, what the record said was cut).
-    public var flags: DeviceFlags {
-        var flags = decodedFlags
-        if devpath.count > Self.maxDevpathLength { flags.insert(.devpathTruncated) }
-        if subsystem.count > Self.subsystemWidth { flags.insert(.subsystemTruncated) }
+    public var flags: DeviceFlags { Self.flags(decodedFlags, subsystem: subsystem.count, devpath: devpath.count) }
+
+    /// `flags` and what cutting a subsystem and a devpath of these lengths sets.
+    static func flags(_ flags: DeviceFlags, subsystem: Int, devpath: Int) -> DeviceFlags {
+        var flags = flags
+        if devpath > maxDevpathLength { flags.insert(.devpathTruncated) }
+        if subsystem > subsystemWidth { flags.insert(.subsystemTruncated) }
         return flags
     }
 
     /// Writes the record at the start of `buffer` (at least `length` bytes, 120 is
     /// always enough) and returns its length.
     public func encode(into buffer: UnsafeMutableRawBufferPointer) -> Int {
-        let length = self.length
+        Self.encode(action: action, seqnum: seqnum, major: major, minor: minor, subsystem: subsystem, devpath: devpath,
+                    flags: decodedFlags, into: buffer)
+    }
+
+    /// Writes the record of these fields, wherever their bytes are held; `flags` is
+    /// added to what cutting the subsystem and devpath sets. Returns its length.
+    static func encode<S: Collection<UInt8>, D: Collection<UInt8>>(
+        action: DeviceAction, seqnum: UInt64, major: UInt32, minor: UInt32, subsystem: S, devpath: D,
+        flags: DeviceFlags = [], into buffer: UnsafeMutableRawBufferPointer
+    ) -> Int {
+        let length = Self.length(devpath: devpath.count)
         let writer = RecordWriter(buffer, length: length)
+        let flags = Self.flags(flags, subsystem: subsystem.count, devpath: devpath.count)
         writer.header(type: SystemNotificationType.device, subtype: action.rawValue, length: length, flags: flags.rawValue)
         writer.u64(seqnum, at: 8)
         writer.u32(major, at: 16)
         writer.u32(minor, at: 20)
-        writer.padded(subsystem, at: 24, width: Self.subsystemWidth)
-        writer.padded(devpath, at: Self.headerLength, width: length - Self.headerLength)
+        writer.padded(subsystem, at: 24, width: subsystemWidth)
+        writer.padded(devpath, at: headerLength, width: length - headerLength)
         return length
     }
 

@@ -1,4 +1,7 @@
 import WatchQueueCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A kernel uevent, decoded from one `NETLINK_KOBJECT_UEVENT` datagram (group 1):
 /// `ACTION@DEVPATH\0` then `KEY=VALUE\0` strings, the last one NUL-terminated too.
@@ -42,64 +45,84 @@ public struct Uevent: Equatable, Hashable, Sendable {
                            subsystem: subsystem, devpath: devpath)
     }
 
-    /// Decodes one datagram.
-    public init(decoding datagram: UnsafeRawBufferPointer) throws(DecodeError) {
-        let bytes = datagram
+    /// What the DEVICE record needs of a datagram, found by ``scan(_:property:)``
+    /// without copying a byte: the ranges index the datagram scanned.
+    struct Fields {
+        var action: DeviceAction
+        var seqnum: UInt64
+        var major: UInt32?
+        var minor: UInt32?
+        var devpath: Range<Int>
+        var subsystem: Range<Int>
+        var devname: Range<Int>?
+        var devtype: Range<Int>?
+
+        /// Writes the DEVICE record of `datagram` (the one scanned) and returns its length.
+        func encode(from datagram: UnsafeRawBufferPointer, into buffer: UnsafeMutableRawBufferPointer) -> Int {
+            DeviceNotification.encode(action: action, seqnum: seqnum, major: major ?? DeviceNotification.noNumber,
+                                      minor: minor ?? DeviceNotification.noNumber, subsystem: datagram[subsystem],
+                                      devpath: datagram[devpath], into: buffer)
+        }
+    }
+
+    /// Checks one datagram and finds the record's fields in it, allocating nothing
+    /// unless it is refused: the event thread posts from this before anything is
+    /// copied. `property` sees each `KEY=VALUE` string's key and value ranges, in order.
+    static func scan(_ bytes: UnsafeRawBufferPointer,
+                     property: (_ key: Range<Int>, _ value: Range<Int>) -> Void = { _, _ in }) throws(DecodeError) -> Fields {
         func error(_ offset: Int, _ reason: String) -> DecodeError { DecodeError(.uevent, at: offset, reason) }
 
-        let magic = Array("libudev".utf8)
-        if bytes.count >= magic.count && bytes.prefix(magic.count).elementsEqual(magic) {
+        if bytes.count >= 7 && bytes[..<7].elementsEqual("libudev".utf8) {
             throw error(0, "a udev message (libudev header), not the kernel's")
         }
         guard let last = bytes.last else { throw error(0, "empty message") }
         guard last == 0 else { throw error(bytes.count - 1, "the last string is not NUL-terminated") }
 
-        // The strings between NULs, each with its offset; none may be empty.
-        var strings: [(offset: Int, bytes: UnsafeRawBufferPointer)] = []
+        // The strings between NULs, one at a time; none may be empty. The first is
+        // the summary line, ACTION@DEVPATH.
         var start = 0
-        for index in bytes.indices where bytes[index] == 0 {
-            guard index > start else { throw error(start, "an empty string") }
-            strings.append((start, UnsafeRawBufferPointer(rebasing: bytes[start..<index])))
-            start = index + 1
+        func nextString() throws(DecodeError) -> Range<Int>? {
+            guard start < bytes.count else { return nil }
+            var end = start
+            while bytes[end] != 0 { end += 1 }  // the last byte is a NUL
+            guard end > start else { throw error(start, "an empty string") }
+            defer { start = end + 1 }
+            return start..<end
+        }
+        guard let summary = try nextString() else { throw error(0, "no strings") }
+        guard let at = bytes[summary].firstIndex(of: UInt8(ascii: "@")) else {
+            throw error(summary.lowerBound, "the first string has no '@' (ACTION@DEVPATH expected)")
         }
 
-        // The summary line, ACTION@DEVPATH.
-        guard let (summaryOffset, summary) = strings.first else { throw error(0, "no strings") }
-        guard let at = summary.firstIndex(of: UInt8(ascii: "@")) else {
-            throw error(summaryOffset, "the first string has no '@' (ACTION@DEVPATH expected)")
-        }
-        let summaryAction = summary[..<at], summaryPath = summary[(at + 1)...]
-
-        var action: DeviceAction?, devpath: [UInt8]?, subsystem: [UInt8]?, seqnum: UInt64?
-        var major: UInt32?, minor: UInt32?, devname: [UInt8]?, devtype: [UInt8]?
-        var properties: [Property] = []
-        properties.reserveCapacity(strings.count - 1)
-        for (offset, string) in strings.dropFirst() {
-            guard let equals = string.firstIndex(of: UInt8(ascii: "=")), equals > 0 else {
-                throw error(offset, "\(Self.quoted(string)) is not KEY=VALUE")
+        var action: DeviceAction?, devpath: Range<Int>?, subsystem: Range<Int>?, seqnum: UInt64?
+        var major: UInt32?, minor: UInt32?, devname: Range<Int>?, devtype: Range<Int>?
+        while let string = try nextString() {
+            guard let equals = bytes[string].firstIndex(of: UInt8(ascii: "=")), equals > string.lowerBound else {
+                throw error(string.lowerBound, "\(quoted(bytes[string])) is not KEY=VALUE")
             }
-            let key = Array(string[..<equals]), value = Array(string[(equals + 1)...])
-            properties.append(Property(key: key, value: value))
+            let key = string.lowerBound..<equals, value = (equals + 1)..<string.upperBound
+            property(key, value)
             // A key the record uses may appear once: two would make it ambiguous.
             func once<T>(_ slot: inout T?, _ parsed: T?) throws(DecodeError) {
-                guard slot == nil else { throw error(offset, "a second \(Self.quoted(key))") }
-                guard let parsed else { throw error(offset, "bad value in \(Self.quoted(string))") }
+                guard slot == nil else { throw error(string.lowerBound, "a second \(quoted(bytes[key]))") }
+                guard let parsed else { throw error(string.lowerBound, "bad value in \(quoted(bytes[string]))") }
                 slot = parsed
             }
-            switch String(decoding: key, as: UTF8.self) {
-            case "ACTION":
-                guard let named = DeviceAction(word: value) else {
-                    throw error(offset, "unknown action \(Self.quoted(value))")
+            func number(max: UInt64) -> UInt64? { decimal(bytes[value], max: max) }
+            switch Key(bytes[key]) {
+            case .action?:
+                guard let named = DeviceAction(word: bytes[value]) else {
+                    throw error(string.lowerBound, "unknown action \(quoted(bytes[value]))")
                 }
                 try once(&action, named)
-            case "DEVPATH": try once(&devpath, value)
-            case "SUBSYSTEM": try once(&subsystem, value)
-            case "SEQNUM": try once(&seqnum, Self.decimal(value, max: UInt64.max))
-            case "MAJOR": try once(&major, Self.decimal(value, max: UInt64(UInt32.max)).map { UInt32($0) })
-            case "MINOR": try once(&minor, Self.decimal(value, max: UInt64(UInt32.max)).map { UInt32($0) })
-            case "DEVNAME": try once(&devname, value)
-            case "DEVTYPE": try once(&devtype, value)
-            default: break
+            case .devpath?: try once(&devpath, value)
+            case .subsystem?: try once(&subsystem, value)
+            case .seqnum?: try once(&seqnum, number(max: UInt64.max))
+            case .major?: try once(&major, number(max: UInt64(UInt32.max)).map { UInt32($0) })
+            case .minor?: try once(&minor, number(max: UInt64(UInt32.max)).map { UInt32($0) })
+            case .devname?: try once(&devname, value)
+            case .devtype?: try once(&devtype, value)
+            case nil: break
             }
         }
 
@@ -107,17 +130,50 @@ public struct Uevent: Equatable, Hashable, Sendable {
         guard let devpath else { throw error(0, "no DEVPATH") }
         guard let subsystem else { throw error(0, "no SUBSYSTEM") }
         guard let seqnum else { throw error(0, "no SEQNUM") }
-        guard summaryAction.elementsEqual(action.word.utf8), summaryPath.elementsEqual(devpath) else {
-            throw error(summaryOffset, "\(Self.quoted(summary)) disagrees with ACTION and DEVPATH")
+        guard bytes[summary.lowerBound..<at].elementsEqual(action.word.utf8),
+              bytes[(at + 1)..<summary.upperBound].elementsEqual(bytes[devpath]) else {
+            throw error(summary.lowerBound, "\(quoted(bytes[summary])) disagrees with ACTION and DEVPATH")
         }
-        self.action = action
-        self.devpath = devpath
-        self.subsystem = subsystem
-        self.seqnum = seqnum
-        self.major = major
-        self.minor = minor
-        self.devname = devname
-        self.devtype = devtype
+        return Fields(action: action, seqnum: seqnum, major: major, minor: minor, devpath: devpath,
+                      subsystem: subsystem, devname: devname, devtype: devtype)
+    }
+
+    /// The keys the record takes a field from.
+    private enum Key {
+        case action, devpath, subsystem, seqnum, major, minor, devname, devtype
+
+        init?(_ key: UnsafeRawBufferPointer.SubSequence) {
+            func `is`(_ name: StaticString) -> Bool {
+                key.count == name.utf8CodeUnitCount
+                    && memcmp(UnsafeRawPointer(key.base.baseAddress! + key.startIndex), name.utf8Start, key.count) == 0
+            }
+            if `is`("ACTION") { self = .action }
+            else if `is`("DEVPATH") { self = .devpath }
+            else if `is`("SUBSYSTEM") { self = .subsystem }
+            else if `is`("SEQNUM") { self = .seqnum }
+            else if `is`("MAJOR") { self = .major }
+            else if `is`("MINOR") { self = .minor }
+            else if `is`("DEVNAME") { self = .devname }
+            else if `is`("DEVTYPE") { self = .devtype }
+            else { return nil }
+        }
+    }
+
+    /// Decodes one datagram.
+    public init(decoding datagram: UnsafeRawBufferPointer) throws(DecodeError) {
+        var properties: [Property] = []
+        let fields = try Self.scan(datagram) { key, value in
+            properties.append(Property(key: Array(datagram[key]), value: Array(datagram[value])))
+        }
+        func copy(_ range: Range<Int>) -> [UInt8] { Array(datagram[range]) }
+        action = fields.action
+        devpath = copy(fields.devpath)
+        subsystem = copy(fields.subsystem)
+        seqnum = fields.seqnum
+        major = fields.major
+        minor = fields.minor
+        devname = fields.devname.map(copy)
+        devtype = fields.devtype.map(copy)
         self.properties = properties
     }
 
