@@ -229,6 +229,17 @@ public final class SystemSources: @unchecked Sendable {
         synchronize(timeout: timeout)
     }
 
+    /// From any thread, before a key watch is added: returns once every key change
+    /// whose system call has returned is taken in under the watches of now. The
+    /// kernel tells a new watch only of later changes; without this, a change still
+    /// in the observer's ring (a key's instantiation by the `keyctl add` just before)
+    /// would be delivered to the watch made after it. A no-op while no key is watched
+    /// (the observer is closed, nothing is pending).
+    public func synchronizeKeysBeforeWatch(timeout: Double = 2) {
+        guard keys != nil, keysWatched.load(ordering: .acquiring) else { return }
+        synchronize(timeout: timeout)
+    }
+
     /// Returns once the event thread has finished what it was doing, so a side
     /// file read after a record shows what the record names.
     private func synchronize(timeout: Double) {

@@ -60,6 +60,7 @@ extension WatchQueueFileSystem {
         guard (-1...255).contains(watchID) else { throw WQError(EINVAL, "watch id \(watchID) is outside -1..255") }
         try KeyAccess.describe(serial, as: caller).get().checkView(by: caller)
         guard let source = engine.keySource(serial: serial, create: true) else { throw WQError(ENOKEY, "no key \(serial)") }
+        system?.synchronizeKeysBeforeWatch()
         return try engine.watchKey(source, from: queue, watchID: watchID, caller: caller)
     }
 }

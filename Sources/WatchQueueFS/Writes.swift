@@ -121,6 +121,7 @@ extension WatchQueueFileSystem {
             let commands = try Grammar.watches(text, firstLine: chunk.firstLine)
             if let serial = engine.keySerial(of: source), commands.contains(where: { if case .add = $0 { true } else { false } }) {
                 try KeyAccess.describe(serial, as: caller).get().checkView(by: caller)
+                system?.synchronizeKeysBeforeWatch()
             }
             return try engine.applyWatches(commands, to: source, caller: caller)
         default:
