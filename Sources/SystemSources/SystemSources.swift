@@ -225,7 +225,7 @@ public final class SystemSources: @unchecked Sendable {
     /// A no-op while `queue` watches no key, and bounded by `timeout` so a stuck
     /// event thread cannot hold a request for ever.
     public func synchronizeKeys(for queue: QueueID, timeout: Double = 2) {
-        guard keys != nil, keysWatched.load(ordering: .acquiring), engine.watchesKeys(queue) else { return }
+        guard anyKeyWatched, engine.watchesKeys(queue) else { return }
         synchronize(timeout: timeout)
     }
 
@@ -236,9 +236,12 @@ public final class SystemSources: @unchecked Sendable {
     /// would be delivered to the watch made after it. A no-op while no key is watched
     /// (the observer is closed, nothing is pending).
     public func synchronizeKeysBeforeWatch(timeout: Double = 2) {
-        guard keys != nil, keysWatched.load(ordering: .acquiring) else { return }
+        guard anyKeyWatched else { return }
         synchronize(timeout: timeout)
     }
+
+    /// Whether the key observer runs for some watch: one atomic load, no lock.
+    private var anyKeyWatched: Bool { keys != nil && keysWatched.load(ordering: .acquiring) }
 
     /// Returns once the event thread has finished what it was doing, so a side
     /// file read after a record shows what the record names.

@@ -1,7 +1,4 @@
 import WatchQueueCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// A kernel uevent, decoded from one `NETLINK_KOBJECT_UEVENT` datagram (group 1):
 /// `ACTION@DEVPATH\0` then `KEY=VALUE\0` strings, the last one NUL-terminated too.
@@ -144,8 +141,7 @@ public struct Uevent: Equatable, Hashable, Sendable {
 
         init?(_ key: UnsafeRawBufferPointer.SubSequence) {
             func `is`(_ name: StaticString) -> Bool {
-                key.count == name.utf8CodeUnitCount
-                    && memcmp(UnsafeRawPointer(key.base.baseAddress! + key.startIndex), name.utf8Start, key.count) == 0
+                key.elementsEqual(UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
             }
             if `is`("ACTION") { self = .action }
             else if `is`("DEVPATH") { self = .devpath }

@@ -58,9 +58,16 @@ extension WatchQueueFileSystem {
         let serial = Int32(littleEndian: input.loadUnaligned(as: Int32.self))
         let watchID = Int32(littleEndian: input.loadUnaligned(fromByteOffset: 4, as: Int32.self))
         guard (-1...255).contains(watchID) else { throw WQError(EINVAL, "watch id \(watchID) is outside -1..255") }
-        try KeyAccess.describe(serial, as: caller).get().checkView(by: caller)
+        try admitKeyWatch(serial, caller: caller)
         guard let source = engine.keySource(serial: serial, create: true) else { throw WQError(ENOKEY, "no key \(serial)") }
-        system?.synchronizeKeysBeforeWatch()
         return try engine.watchKey(source, from: queue, watchID: watchID, caller: caller)
+    }
+
+    /// Before any new watch on a key: the caller must be allowed to view it, and the
+    /// changes already made are taken in first, so the watch sees only later ones
+    /// (as the kernel's does).
+    func admitKeyWatch(_ serial: Int32, caller: Credentials) throws(WQError) {
+        try KeyAccess.describe(serial, as: caller).get().checkView(by: caller)
+        system?.synchronizeKeysBeforeWatch()
     }
 }

@@ -120,8 +120,7 @@ extension WatchQueueFileSystem {
         case .source(let source, .watches):
             let commands = try Grammar.watches(text, firstLine: chunk.firstLine)
             if let serial = engine.keySerial(of: source), commands.contains(where: { if case .add = $0 { true } else { false } }) {
-                try KeyAccess.describe(serial, as: caller).get().checkView(by: caller)
-                system?.synchronizeKeysBeforeWatch()
+                try admitKeyWatch(serial, caller: caller)
             }
             return try engine.applyWatches(commands, to: source, caller: caller)
         default:
