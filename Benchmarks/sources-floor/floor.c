@@ -6,6 +6,7 @@
  *
  *   floor mounts|mounts-rescan|processes|devices PARENT_TGID
  *   floor queue PARENT_TGID PATH
+ *   floor forker
  *
  * Prints "ready\n" once subscribed, then one line per event the benchmark
  * triggers, stamped (CLOCK_MONOTONIC, the benchmark's clock) as soon as the
@@ -22,6 +23,12 @@
  *              the same way (blocking read), printing the same lines for the
  *              records of mounts, processes and devices; so wqfs can be timed with
  *              its reader where the floor's is, outside the triggering process
+ *   forker:    not a floor: the processes trigger. For each byte read from
+ *              stdin it stamps, forks a child that exits at once, prints
+ *              "S CHILD_PID NS" and reaps it; a small process forking, as shells
+ *              do, rather than the large benchmark process (whose child would
+ *              tear down a copied address space on one of the two vCPUs while
+ *              the event is being delivered)
  * stdout is a pipe to the benchmark; each line is one write, so the benchmark
  * reads whole lines. Runs until killed.
  *
@@ -40,6 +47,7 @@
 #include <string.h>
 #include <sys/fanotify.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 /* The record layouts a wqfs queue holds (the queue mode); <fcntl.h> is in already. */
@@ -257,9 +265,25 @@ static void queue(long parent, const char *path) {
     }
 }
 
+static void forker(void) {
+    ready();
+    for (;;) {
+        char command;
+        ssize_t n = read(0, &command, 1);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) exit(0);
+        uint64_t t = now();
+        pid_t child = fork();
+        if (child == 0) _exit(0);
+        if (child < 0) die("fork");
+        emit('S', (unsigned long long)child, t);
+        while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {}
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: floor mounts|mounts-rescan|processes|devices [PARENT_TGID]\n");
+        fprintf(stderr, "usage: floor mounts|mounts-rescan|processes|devices [PARENT_TGID] | queue PARENT_TGID PATH | forker\n");
         return 2;
     }
     if (strcmp(argv[1], "mounts") == 0) mounts(0);
@@ -267,6 +291,7 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[1], "processes") == 0) processes(argc > 2 ? atol(argv[2]) : (long)getppid());
     else if (strcmp(argv[1], "devices") == 0) devices();
     else if (strcmp(argv[1], "queue") == 0 && argc > 3) queue(atol(argv[2]), argv[3]);
+    else if (strcmp(argv[1], "forker") == 0) forker();
     fprintf(stderr, "sources-floor: unknown mechanism %s\n", argv[1]);
     return 2;
 }

@@ -68,7 +68,7 @@ enum Clients {
     /// time and writes one record; the reader stamps the time read() returns, and
     /// tells the writer. Returns one sample (ns) per round and how many rounds
     /// could not confirm the reader was blocked first.
-    static func latency(_ endpoints: Endpoints, record: [UInt8], rounds: Int) -> (samples: [UInt64], unverified: Int) {
+    static func latency(_ endpoints: Endpoints, record: [UInt8], rounds: Int, pause: UInt32 = 0) -> (samples: [UInt64], unverified: Int) {
         let buffer = SampleBuffer(rounds)
         let ready = Semaphore()
         let done = Semaphore()
@@ -92,6 +92,7 @@ enum Clients {
         var unverified = 0
         record.withUnsafeBytes { bytes in
             for round in 0..<rounds {
+                if pause > 0 { usleep(pause) }
                 if !waitUntilBlocked(tid) { unverified += 1 }
                 buffer.starts[round] = nanotime()
                 writeAll(endpoints.writers[0], bytes)
