@@ -605,7 +605,7 @@ enum SourcesBench {
         // The trigger's tmpfs is unmounted by every way out, like the servers' mounts.
         let tmpfsSlot = Cleanup.register(pid: 0, mountpoint: directory)
         let mount = WQFS(binary: wqfsBinary, mountpoint: "\(work)/wqfs-system",
-                         options: "sources=mounts:processes:devices:keys")
+                         options: "sources=mounts:processes:devices:keys" + (getenv("WQFS_BENCH_OPTIONS").map { "," + String(cString: $0) } ?? ""))
         let keys = BenchKeys.make()
         defer {
             mount.server.stop()

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <linux/netlink.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/fanotify.h>
 #include <sys/socket.h>
@@ -73,4 +74,8 @@ ssize_t wq_netlink_send_to_kernel(int fd, const void *message, size_t length) {
     memset(&kernel, 0, sizeof kernel);
     kernel.nl_family = AF_NETLINK;
     return sendto(fd, message, length, 0, (struct sockaddr *)&kernel, sizeof kernel);
+}
+
+void wq_name_thread(const char *name) {
+    (void)pthread_setname_np(pthread_self(), name);
 }

@@ -23,18 +23,29 @@ public final class SystemSources: @unchecked Sendable {
         /// The receive buffer of the netlink sockets in bytes (0: the kernel's
         /// default): small values make overflow easy to provoke in tests.
         public var receiveBuffer: Int
+        /// The event thread's SCHED_FIFO priority, 1-99; 0 (the default) keeps normal
+        /// scheduling. Real-time cuts the processes source's latency while forks
+        /// and exits crowd the CPUs, but the reader a reply wakes is then put on
+        /// another, often idle, CPU, which costs the quiet case more (BENCHMARKS.md).
+        public var eventPriority: Int32
 
-        public init(enabled: Set<String> = Set(SystemSources.names + ["keys"]), receiveBuffer: Int = 0) {
+        public init(enabled: Set<String> = Set(SystemSources.names + ["keys"]), receiveBuffer: Int = 0,
+                    eventPriority: Int32 = 0) {
             self.enabled = enabled
             self.receiveBuffer = receiveBuffer
+            self.eventPriority = eventPriority
         }
     }
 
     /// The reserved names, in the order their sources are made.
     public static let names = ["mounts", "processes", "devices"]
 
-    /// One line per known source for the mount's README: running, or why not.
-    public let report: [String]
+    /// One line per known source for the mount's README, running or why not, and
+    /// how the event thread is scheduled.
+    public var report: [String] { sourceReport + [scheduling.withLock { $0 }] }
+    private let sourceReport: [String]
+    private let eventPriority: Int32
+    private let scheduling = Locked("event thread: not running (no system source)")
 
     /// The observer of key changes, when asked for.
     private let keys: KeysMechanism?
@@ -104,7 +115,8 @@ public final class SystemSources: @unchecked Sendable {
             report.append("keys: off (-o sources=)")
             keys = nil
         }
-        self.report = report
+        sourceReport = report
+        eventPriority = configuration.eventPriority
         self.started = started
         epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
         wake = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
@@ -130,6 +142,8 @@ public final class SystemSources: @unchecked Sendable {
         let rc = pthread_create(&handle, nil, { raw in
             guard let raw else { return nil }
             let context = Unmanaged<LoopContext>.fromOpaque(raw).takeRetainedValue()
+            // Named, so ps -L, top -H and perf sched tell it from libfuse's workers.
+            wq_name_thread("wqfs-events")
             context.sources.run(deliver: context.deliver)
             return nil
         }, context)
@@ -138,6 +152,21 @@ public final class SystemSources: @unchecked Sendable {
             throw WQError(rc, callFailed("pthread_create", errno: rc))
         }
         thread.withLock { $0 = handle }
+        schedule(handle)
+    }
+
+    /// Gives the event thread its real-time priority, or says why it keeps normal
+    /// scheduling (the option, or EPERM without CAP_SYS_NICE).
+    private func schedule(_ handle: pthread_t) {
+        var line = "event thread: normal scheduling (event_priority=0)"
+        if eventPriority > 0 {
+            var parameters = sched_param()
+            parameters.sched_priority = eventPriority
+            let rc = pthread_setschedparam(handle, SCHED_FIFO, &parameters)
+            line = rc == 0 ? "event thread: SCHED_FIFO priority \(eventPriority)"
+                : "event thread: normal scheduling (" + callFailed("SCHED_FIFO", errno: rc) + ")"
+        }
+        scheduling.withLock { $0 = line }
     }
 
     /// Stops the event thread and closes every mechanism; for unmount.

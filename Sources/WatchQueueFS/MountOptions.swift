@@ -50,13 +50,14 @@ public enum MountOptions {
     }
 
     /// The options of the system sources, which `systemSources(from:)` reads.
-    static let systemSourceOptions = Set(["sources", "source_buffer", "none", "keys"] + SystemSources.names)
+    static let systemSourceOptions = Set(["sources", "source_buffer", "event_priority", "none", "keys"] + SystemSources.names)
 
     /// Which system sources to start and how. `sources=LIST` names them, separated
     /// by `:` or by commas (libfuse splits `-o sources=mounts,devices` into
     /// `sources=mounts` and `devices`, so bare source names after it continue its
     /// list); `none` for none; all of them when not given. `source_buffer=BYTES`
-    /// sets the netlink receive buffers.
+    /// sets the netlink receive buffers; `event_priority=N` the event thread's
+    /// SCHED_FIFO priority (0: normal scheduling).
     /// - Throws: EINVAL for an unknown source name, or a source name or `none`
     ///   outside a `sources=` list.
     public static func systemSources(from options: [(name: String, value: String?)]) throws(WQError) -> SystemSources.Configuration {
@@ -74,8 +75,12 @@ public enum MountOptions {
                 }
             case ("source_buffer", let bytes?):
                 configuration.receiveBuffer = Int(try Grammar.number(bytes, in: 1...UInt64(Int32.max), what: name))
-            case (let item, nil) where listed != nil && item != "sources" && item != "source_buffer":
+            case ("event_priority", let priority?):
+                configuration.eventPriority = Int32(try Grammar.number(priority, in: 0...99, what: name))
+            case (let item, nil) where listed != nil && !["sources", "source_buffer", "event_priority"].contains(item):
                 if item != "none" { listed?.insert(item) }
+            case ("source_buffer", nil), ("event_priority", nil):
+                throw WQError(Glibc.EINVAL, "option \(name) needs a value (\(name)=N)")
             default:
                 throw WQError(Glibc.EINVAL, "option \(name) is only meaningful as sources=\(SystemSources.names.joined(separator: ",")),keys or sources=none")
             }
@@ -128,6 +133,8 @@ public enum MountOptions {
             -o sources=LIST     the system sources to start: mounts, processes,
                                 devices (all by default), or none
             -o source_buffer=N  receive buffer of the netlink sockets, bytes
+            -o event_priority=N SCHED_FIFO priority of the sources' event
+                                thread, 1-99, or 0 for normal scheduling (0)
             -o allow_other      let other users use the mount (needs root, or
                                 user_allow_other in /etc/fuse.conf)
         Always on: default_permissions (mode bits are enforced), fsname=wqfs.

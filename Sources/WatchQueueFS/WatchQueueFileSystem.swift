@@ -36,8 +36,8 @@ public final class WatchQueueFileSystem: FuseFilesystem {
     /// logs which sources run and why the others do not.
     public func startSystemSources() throws(WQError) {
         guard let system else { return }
-        for line in system.report { Log.write("system source " + line) }
         try system.start { [weak self] wakeups in self?.deliver(wakeups) }
+        for line in system.report { Log.write("system source " + line) }
     }
 
     public func initialize(connection: inout ConnectionSettings, notifier: FuseNotifier) {

@@ -87,6 +87,29 @@ extension MountTests {
             #expect(bad.status == 1 && bad.stderr.contains("'disks' is none of mounts, processes, devices"), "\(bad)")
         }
 
+        @Test("the event thread runs normal by default, SCHED_FIFO with event_priority=N; a bad priority stops the mount")
+        func eventThreadScheduling() throws {
+            /// What chrt says of the server's thread named wqfs-events.
+            func policy(_ m: Mount) throws -> String {
+                try m.out("for t in /proc/\(m.serverPID)/task/*; do if [ \"$(cat $t/comm)\" = wqfs-events ]; then chrt -p ${t##*/}; fi; done")
+            }
+            try withMount(Self.all) { m throws in
+                let said = try policy(m)
+                #expect(said.contains("scheduling policy: SCHED_OTHER\n"), "\(said)")
+                #expect(try m.text("README").contains("event thread: normal scheduling (event_priority=0)\n"))
+            }
+            try withMount(Self.all + ["event_priority=7"]) { m throws in
+                let said = try policy(m)
+                #expect(said.contains("scheduling policy: SCHED_FIFO\n") && said.contains("scheduling priority: 7\n"), "\(said)")
+                #expect(try m.text("README").contains("event thread: SCHED_FIFO priority 7\n"))
+                #expect(m.serverLog.contains("system source event thread: SCHED_FIFO priority 7"))
+            }
+            for (value, reason) in [("event_priority=100", "event_priority '100' is outside 0..99"), ("event_priority", "needs a value")] {
+                let bad = try run(try Products.path("wqfs"), ["/nonexistent", "-o", value], timeout: 10)
+                #expect(bad.status == 1 && bad.stderr.contains(reason), "\(bad)")
+            }
+        }
+
         @Test("a mechanism is open only while watched: idle, watching, idle again")
         func openOnlyWhileWatched() throws {
             try withMount(Self.all) { m throws in

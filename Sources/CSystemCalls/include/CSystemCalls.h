@@ -32,5 +32,7 @@ int wq_netlink_open(int protocol, unsigned int groups, int receive_buffer);
 ssize_t wq_netlink_receive(int fd, void *buffer, size_t size, uint32_t *sender);
 /* Sends `length` bytes to the kernel (port 0). */
 ssize_t wq_netlink_send_to_kernel(int fd, const void *message, size_t length);
+/* Names the calling thread (at most 15 bytes show) for ps -L and perf. */
+void wq_name_thread(const char *name);
 
 #endif
