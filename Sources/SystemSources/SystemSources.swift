@@ -132,10 +132,7 @@ public final class SystemSources: @unchecked Sendable {
     public func start(deliver: @escaping @Sendable (Wakeups) -> Void) throws(WQError) {
         guard !started.isEmpty || keys != nil else { return }
         guard epoll >= 0, wake >= 0 else { throw WQError(errno, callFailed("epoll_create1/eventfd", errno: errno)) }
-        var event = epoll_event()
-        event.events = EPOLLIN.rawValue
-        event.data.fd = wake
-        guard epoll_ctl(epoll, EPOLL_CTL_ADD, wake, &event) == 0 else { throw WQError(errno, callFailed("epoll_ctl", errno: errno)) }
+        guard register(wake, events: EPOLLIN.rawValue, owner: Owner.wake) else { throw WQError(errno, callFailed("epoll_ctl", errno: errno)) }
         engine.onDemandChange { [weak self] source in self?.demandChanged(source) }
         let context = Unmanaged.passRetained(LoopContext(sources: self, deliver: deliver)).toOpaque()
         var handle = pthread_t()
@@ -287,26 +284,37 @@ public final class SystemSources: @unchecked Sendable {
         _ = write(wake, &one, 8)
     }
 
-    /// Stops waiting on a mechanism's old descriptors and waits on its new ones;
-    /// `owner` is the mechanism's index (−1: keys).
-    private func reregister(old: [Descriptor], new: [Descriptor], owner: Int, owners: inout [Int32: Int]) {
-        for descriptor in old {
-            _ = epoll_ctl(epoll, EPOLL_CTL_DEL, descriptor.fd, nil)
-            owners[descriptor.fd] = nil
+    /// Who an epoll registration belongs to, carried in its `data` beside the
+    /// descriptor, so a wake-up finds its mechanism without a lookup.
+    private enum Owner {
+        static let wake: Int32 = -2
+        static let keys: Int32 = -1
+        // Otherwise the mechanism's index in `started`.
+
+        static func data(fd: Int32, owner: Int32) -> UInt64 {
+            UInt64(UInt32(bitPattern: fd)) | UInt64(UInt32(bitPattern: owner)) << 32
         }
-        for descriptor in new {
-            var registration = epoll_event()
-            registration.events = descriptor.events
-            registration.data.fd = descriptor.fd
-            _ = epoll_ctl(epoll, EPOLL_CTL_ADD, descriptor.fd, &registration)
-            owners[descriptor.fd] = owner
+        static func split(_ data: UInt64) -> (fd: Int32, owner: Int32) {
+            (Int32(bitPattern: UInt32(truncatingIfNeeded: data)), Int32(bitPattern: UInt32(truncatingIfNeeded: data >> 32)))
         }
+    }
+
+    private func register(_ fd: Int32, events: UInt32, owner: Int32) -> Bool {
+        var registration = epoll_event()
+        registration.events = events
+        registration.data.u64 = Owner.data(fd: fd, owner: owner)
+        return epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &registration) == 0
+    }
+
+    /// Stops waiting on a mechanism's old descriptors and waits on its new ones.
+    private func reregister(old: [Descriptor], new: [Descriptor], owner: Int32) {
+        for descriptor in old { _ = epoll_ctl(epoll, EPOLL_CTL_DEL, descriptor.fd, nil) }
+        for descriptor in new { _ = register(descriptor.fd, events: descriptor.events, owner: owner) }
     }
 
     private func run(deliver: @escaping @Sendable (Wakeups) -> Void) {
         let sinks = started.map { RecordSink(engine: engine, source: $0.source, deliver: deliver) }
         var waiting: [[Descriptor]] = Array(repeating: [], count: started.count)
-        var owners: [Int32: Int] = [:]
         // The keys mechanism's descriptors: not tied to one source.
         var keyDescriptors: [Descriptor] = []
         keys?.deliver = deliver
@@ -324,8 +332,8 @@ public final class SystemSources: @unchecked Sendable {
                 break
             }
             for event in events.prefix(Int(n)) {
-                let fd = event.data.fd
-                if fd == wake {
+                let (fd, owner) = Owner.split(event.data.u64)
+                if owner == Owner.wake {
                     var count: UInt64 = 0
                     _ = read(wake, &count, 8)
                     // Callers first: a watch change a caller waits for was made
@@ -351,13 +359,13 @@ public final class SystemSources: @unchecked Sendable {
                     // keep pushing back.
                     if work.keys, let keys {
                         let now = keys.adjust(watched: engine.watchedKeys().count)
-                        reregister(old: keyDescriptors, new: now, owner: -1, owners: &owners)
+                        reregister(old: keyDescriptors, new: now, owner: Owner.keys)
                         keyDescriptors = now
                     }
                     for (index, entry) in started.enumerated() where work.sources.contains(entry.source) {
                         let demand = engine.demand(of: entry.source) ?? SourceDemand(watches: 0, subtypes: SubtypeSet())
                         let now = entry.mechanism.adjust(to: demand, sink: sinks[index])
-                        reregister(old: waiting[index], new: now, owner: index, owners: &owners)
+                        reregister(old: waiting[index], new: now, owner: Int32(index))
                         waiting[index] = now
                     }
                     if !callers.isEmpty {
@@ -365,9 +373,13 @@ public final class SystemSources: @unchecked Sendable {
                         // draining it now takes in every change made before the ask.
                         keys?.drain()
                     }
-                } else if owners[fd] == -1 {
-                    keys?.ready(fd)
-                } else if let index = owners[fd] {
+                } else if owner == Owner.keys {
+                    // Still registered: a wake-up earlier in this batch may have
+                    // closed it (and its number may be reused since).
+                    if keyDescriptors.contains(where: { $0.fd == fd }) { keys?.ready(fd) }
+                } else {
+                    let index = Int(owner)
+                    guard waiting[index].contains(where: { $0.fd == fd }) else { continue }
                     started[index].mechanism.ready(fd, events: event.events, sink: sinks[index])
                     sinks[index].flush()
                     woken[index] = true
