@@ -1,0 +1,68 @@
+"""Decomposes `perf sched timehist -w` of a latency driver's rounds.
+
+relay (wqfs): trigger wakes wqfs-events -> it runs -> it wakes the reader -> reader runs
+direct (floor): trigger wakes the reader -> reader runs
+The trigger is the task the idle task (timer) wakes most: it sleeps between rounds.
+"""
+import re, sys, statistics as st
+from collections import Counter
+
+def parse(path):
+    wakes, outs = [], []
+    for line in open(path):
+        m = re.match(r'\s*([\d.]+)\s+\[(\d+)\]\s+(\S+)\s+awakened: (\S+)', line)
+        if m:
+            wakes.append((float(m[1]) * 1e6, int(m[2]), m[3], m[4])); continue
+        m = re.match(r'\s*([\d.]+)\s+\[(\d+)\]\s+(\S+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)', line)
+        if m:  # switch-out: time, cpu, task, wait, sch delay, run time (ms)
+            outs.append((float(m[1]) * 1e6, int(m[2]), m[3], float(m[6]) * 1e3))
+    return wakes, outs
+
+def analyse(path, driver, relay):
+    wakes, outs = parse(path)
+    trigger = Counter(w[3] for w in wakes if w[2] == 'swapper' and w[3].startswith(driver)).most_common(1)[0][0]
+    runs = {}
+    for t, cpu, task, run in outs:
+        runs.setdefault(task, []).append((t - run, t, cpu))
+    def run_after(task, t):
+        return next((r for r in runs.get(task, []) if r[0] >= t - 0.5), None)
+    events = [w for w in wakes if w[2] == 'wqfs-events' or w[2].startswith('wqfs-events')]
+    rows = []
+    if relay:
+        thread = Counter(w[3] for w in wakes if w[2] == trigger and w[3].startswith('wqfs-events')).most_common(1)[0][0]
+        reader = Counter(w[3] for w in wakes if w[2] == thread and w[3].startswith(driver)).most_common(1)[0][0]
+        for t, cpu, waker, wakee in wakes:
+            if waker != trigger or wakee != thread: continue
+            r = run_after(thread, t)
+            if not r: continue
+            w2 = next((w for w in wakes if w[2] == thread and w[3] == reader and r[0] - 0.5 <= w[0] <= r[1] + 0.5), None)
+            if not w2: continue
+            r2 = run_after(reader, w2[0])
+            if not r2: continue
+            rows.append((r[0] - t, w2[0] - r[0], r2[0] - w2[0], r2[0] - t, r[2] == r2[2]))
+    else:
+        reader = Counter(w[3] for w in wakes if w[2] == trigger and w[3].startswith(driver) and w[3] != trigger).most_common(1)[0][0]
+        for t, cpu, waker, wakee in wakes:
+            if waker != trigger or wakee != reader: continue
+            r = run_after(reader, t)
+            if r: rows.append((r[0] - t,))
+    return rows
+
+def summary(xs):
+    xs = sorted(xs)
+    return f'median {st.median(xs):6.1f} µs, p90 {xs[int(len(xs) * .9)]:6.1f}'
+
+if __name__ == '__main__':
+    driver = sys.argv[1]
+    for spec in sys.argv[2:]:
+        mode, path = spec.split(':', 1)
+        rows = analyse(path, driver, mode == 'relay')
+        relay = mode == 'relay'
+        print(f'{path}: {len(rows)} rounds')
+        if relay:
+            for i, name in enumerate(['event thread woken -> running', 'event thread running -> reader woken',
+                                      'reader woken -> running', 'event -> reader running']):
+                print(f'  {name:38s} {summary([r[i] for r in rows])}')
+            print(f'  reader on the event thread\'s CPU: {sum(r[4] for r in rows)} of {len(rows)}')
+        else:
+            print(f'  {"reader woken -> running":38s} {summary([r[0] for r in rows])}')
