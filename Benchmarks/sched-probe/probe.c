@@ -30,16 +30,8 @@
 #define _LINUX_FCNTL_H
 #include "wqfs/records.h"
 
-static uint64_t now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void die(const char *what) {
-    fprintf(stderr, "probe: %s: %s\n", what, strerror(errno));
-    exit(1);
-}
+#define PROGRAM "probe"
+#include "../common/stamp.h"
 
 static int sleeping(pid_t pid) {
     char path[64], text[512];

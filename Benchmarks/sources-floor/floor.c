@@ -73,16 +73,8 @@
 #define STATMOUNT_MNT_BASIC 0x2ULL
 struct mount_id_request { uint32_t size, spare; uint64_t mount_id, param; };
 
-static uint64_t now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void die(const char *what) {
-    fprintf(stderr, "sources-floor: %s: %s\n", what, strerror(errno));
-    exit(1);
-}
+#define PROGRAM "sources-floor"
+#include "../common/stamp.h"
 
 /* One line, one write(2): the pipe keeps lines whole (PIPE_BUF). */
 static void emit(char kind, unsigned long long id, uint64_t ns) {
