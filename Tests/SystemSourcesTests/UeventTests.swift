@@ -111,6 +111,41 @@ struct UeventTests {
         }
     }
 
+    /// What the event thread posts: `Uevent.scan`'s ranges into the datagram, encoded
+    /// by `Fields.encode(from:into:)` straight into the sink's buffer.
+    func scannedRecord(_ datagram: [UInt8]) throws -> (record: [UInt8], devpath: String, subsystem: String) {
+        try datagram.withUnsafeBytes { (bytes) throws -> ([UInt8], String, String) in
+            let fields = try Uevent.scan(bytes)
+            var buffer = [UInt8](repeating: 0xee, count: DeviceNotification.maxLength + 8)
+            let length = buffer.withUnsafeMutableBytes { fields.encode(from: bytes, into: $0) }
+            #expect(buffer[length...].allSatisfy { $0 == 0xee }, "wrote past the length it returned")
+            return (Array(buffer[..<length]), String(decoding: bytes[fields.devpath], as: UTF8.self),
+                    String(decoding: bytes[fields.subsystem], as: UTF8.self))
+        }
+    }
+
+    @Test func scanFindsTheFieldsAndEncodesTheCBuiltRecord() throws {
+        for (datagram, devpath, subsystem, seqnum, major, minor) in [
+            (CapturedUevent.null, "/devices/virtual/mem/null", "mem", UInt64(1370), UInt32(1), UInt32(3)),
+            (CapturedUevent.lo, "/devices/virtual/net/lo", "net", 1371, 0xffff_ffff, 0xffff_ffff),
+            (CapturedUevent.vda, "/devices/pci0000:00/0000:00:02.0/virtio1/block/vda", "block", 1372, 254, 0),
+        ] {
+            let scanned = try scannedRecord(datagram)
+            #expect(scanned.devpath == devpath && scanned.subsystem == subsystem)
+            #expect(scanned.record == cBytes {
+                wqfs_abi_device($0, UInt32(DeviceAction.change.rawValue), seqnum, major, minor, subsystem, devpath)
+            })
+        }
+        // Cut where the record has no room, with the same flags as the decoder's record.
+        let path = "/devices/pci0000:00/0000:00:14.0/usb1/1-1/1-1:1.0/host6/target6:0:0/6:0:0:0/block/sdb/sdb1"
+        let long = Array("add@\(path)\0ACTION=add\0DEVPATH=\(path)\0SUBSYSTEM=a-subsystem-name-of-20\0SEQNUM=9\0".utf8)
+        let scanned = try scannedRecord(long)
+        #expect(scanned.devpath == path && scanned.record.count == 120)
+        #expect(scanned.record == (try Uevent(decoding: long)).notification.bytes)
+        // Refused before anything is written.
+        #expect(throws: DecodeError.self) { try scannedRecord(Array("libudev\0rest\0".utf8)) }
+    }
+
     @Test func longDevpathsAndSubsystemsAreCutAndFlagged() throws {
         let path = "/devices/pci0000:00/0000:00:14.0/usb1/1-1/1-1:1.0/host6/target6:0:0/6:0:0:0/block/sdb/sdb1"
         let text = "add@\(path)\0ACTION=add\0DEVPATH=\(path)\0SUBSYSTEM=a-subsystem-name-of-20\0SEQNUM=9\0"
