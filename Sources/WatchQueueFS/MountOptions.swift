@@ -58,8 +58,9 @@ public enum MountOptions {
     /// list); `none` for none; all of them when not given. `source_buffer=BYTES`
     /// sets the netlink receive buffers; `event_priority=N` the event thread's
     /// SCHED_FIFO priority (0: normal scheduling).
-    /// - Throws: EINVAL for an unknown source name, or a source name or `none`
-    ///   outside a `sources=` list.
+    /// - Throws: EINVAL for an unknown source name, a source name or `none`
+    ///   outside a `sources=` list, or a missing or bad `source_buffer` or
+    ///   `event_priority` value.
     public static func systemSources(from options: [(name: String, value: String?)]) throws(WQError) -> SystemSources.Configuration {
         var configuration = SystemSources.Configuration()
         var listed: Set<String>?
