@@ -104,6 +104,12 @@ extension MountTests {
                 #expect(try m.text("README").contains("event thread: SCHED_FIFO priority 7\n"))
                 #expect(m.serverLog.contains("system source event thread: SCHED_FIFO priority 7"))
             }
+            // Without CAP_SYS_NICE the thread stays normal and the README says why.
+            try withMount(Self.all + ["event_priority=5"], launcher: ["/usr/bin/setpriv", "--bounding-set", "-sys_nice"]) { m throws in
+                let said = try policy(m)
+                #expect(said.contains("scheduling policy: SCHED_OTHER\n"), "\(said)")
+                #expect(try m.text("README").contains("event thread: normal scheduling (SCHED_FIFO: Operation not permitted (EPERM))\n"))
+            }
             for (value, reason) in [("event_priority=100", "event_priority '100' is outside 0..99"), ("event_priority", "needs a value")] {
                 let bad = try run(try Products.path("wqfs"), ["/nonexistent", "-o", value], timeout: 10)
                 #expect(bad.status == 1 && bad.stderr.contains(reason), "\(bad)")

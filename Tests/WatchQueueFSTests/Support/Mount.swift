@@ -216,11 +216,13 @@ final class Mount {
 
     /// Starts `wqfs PATH -f [-o options]` and waits until the mount is up. Without a
     /// `sources=` option the mount has no system sources, so a test of the user
-    /// layout sees only what it made.
-    fileprivate func start(options: [String]) throws {
+    /// layout sees only what it made. `launcher`: a program (absolute path) and its
+    /// arguments that exec the server, such as setpriv dropping a capability.
+    fileprivate func start(options: [String], launcher: [String] = []) throws {
         let options = options.contains { $0.hasPrefix("sources=") } ? options : options + ["sources=none"]
-        let process = try Child(try Products.path("wqfs"),
-                                [path, "-f"] + (options.isEmpty ? [] : ["-o", options.joined(separator: ",")]),
+        let command = launcher + [try Products.path("wqfs"), path, "-f"]
+            + (options.isEmpty ? [] : ["-o", options.joined(separator: ",")])
+        let process = try Child(command[0], Array(command.dropFirst()),
                                 environment: [:], stdout: logPath, stderr: logPath)
         server = process
         let deadline = Date(timeIntervalSinceNow: 10)
@@ -358,11 +360,12 @@ final class Mount {
     }
 }
 
-/// Mounts a fresh wqfs, runs `body`, and always tears the mount down.
-func withMount<T>(_ options: [String] = [], _ body: (Mount) throws -> T) throws -> T {
+/// Mounts a fresh wqfs (started through `launcher` when given), runs `body`, and
+/// always tears the mount down.
+func withMount<T>(_ options: [String] = [], launcher: [String] = [], _ body: (Mount) throws -> T) throws -> T {
     let mount = try Mount()
     defer { mount.tearDown() }
-    try mount.start(options: options)
+    try mount.start(options: options, launcher: launcher)
     do {
         return try body(mount)
     } catch {
