@@ -2,7 +2,9 @@
 
 relay (wqfs): trigger wakes wqfs-events -> it runs -> it wakes the reader -> reader runs
 direct (floor): trigger wakes the reader -> reader runs
-The trigger is the task the idle task (timer) wakes most: it sleeps between rounds.
+The trigger is the task named TRIGGER the idle task (timer) wakes most: it sleeps
+between rounds; the reader is the task named READER it (or the event thread) wakes most.
+    decompose.py TRIGGER READER relay:WQFS_TRACE direct:FLOOR_TRACE
 """
 import re, sys, statistics as st
 from collections import Counter
@@ -18,7 +20,7 @@ def parse(path):
             outs.append((float(m[1]) * 1e6, int(m[2]), m[3], float(m[6]) * 1e3))
     return wakes, outs
 
-def analyse(path, driver, relay):
+def analyse(path, driver, reader_name, relay):
     wakes, outs = parse(path)
     trigger = Counter(w[3] for w in wakes if w[2] == 'swapper' and w[3].startswith(driver)).most_common(1)[0][0]
     runs = {}
@@ -26,11 +28,10 @@ def analyse(path, driver, relay):
         runs.setdefault(task, []).append((t - run, t, cpu))
     def run_after(task, t):
         return next((r for r in runs.get(task, []) if r[0] >= t - 0.5), None)
-    events = [w for w in wakes if w[2] == 'wqfs-events' or w[2].startswith('wqfs-events')]
     rows = []
     if relay:
         thread = Counter(w[3] for w in wakes if w[2] == trigger and w[3].startswith('wqfs-events')).most_common(1)[0][0]
-        reader = Counter(w[3] for w in wakes if w[2] == thread and w[3].startswith(driver)).most_common(1)[0][0]
+        reader = Counter(w[3] for w in wakes if w[2] == thread and w[3].startswith(reader_name)).most_common(1)[0][0]
         for t, cpu, waker, wakee in wakes:
             if waker != trigger or wakee != thread: continue
             r = run_after(thread, t)
@@ -41,7 +42,7 @@ def analyse(path, driver, relay):
             if not r2: continue
             rows.append((r[0] - t, w2[0] - r[0], r2[0] - w2[0], r2[0] - t, r[2] == r2[2]))
     else:
-        reader = Counter(w[3] for w in wakes if w[2] == trigger and w[3].startswith(driver) and w[3] != trigger).most_common(1)[0][0]
+        reader = Counter(w[3] for w in wakes if w[2] == trigger and w[3].startswith(reader_name)).most_common(1)[0][0]
         for t, cpu, waker, wakee in wakes:
             if waker != trigger or wakee != reader: continue
             r = run_after(reader, t)
@@ -53,10 +54,10 @@ def summary(xs):
     return f'median {st.median(xs):6.1f} µs, p90 {xs[int(len(xs) * .9)]:6.1f}'
 
 if __name__ == '__main__':
-    driver = sys.argv[1]
-    for spec in sys.argv[2:]:
+    driver, reader_name = sys.argv[1], sys.argv[2]
+    for spec in sys.argv[3:]:
         mode, path = spec.split(':', 1)
-        rows = analyse(path, driver, mode == 'relay')
+        rows = analyse(path, driver, reader_name, mode == 'relay')
         relay = mode == 'relay'
         print(f'{path}: {len(rows)} rounds')
         if relay:

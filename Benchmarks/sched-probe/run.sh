@@ -15,7 +15,8 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
-cc -O2 -I "$root/include" -o "$work/probe" "$here/probe.c"
+cc -O2 -o "$work/probe" "$here/probe.c"
+cc -O2 -I "$root/include" -o "$work/floor" "$root/Benchmarks/sources-floor/floor.c"
 mkdir "$work/mnt"
 "$root/.build/release/wqfs" "$work/mnt" -f -o "sources=$source${options:+,$options}" &
 server=$!
@@ -23,9 +24,9 @@ while ! grep -q " $work/mnt fuse.wqfs " /proc/self/mounts; do sleep 0.05; done
 touch "$work/mnt/queues/q"
 echo "q 1" > "$work/mnt/sources/$source/watches"
 cd "$work"
-perf sched record -q -o relay.data -- ./probe "$source" "$rounds" "$work/mnt/queues/q" 2>/dev/null | sed 's/^/wqfs:  /'
+perf sched record -q -o relay.data -- ./probe ./floor "$source" "$rounds" "$work/mnt/queues/q" 2>/dev/null | sed 's/^/wqfs:  /'
 echo "!q" > "$work/mnt/sources/$source/watches"
-perf sched record -q -o direct.data -- ./probe "$source" "$rounds" 2>/dev/null | sed 's/^/floor: /'
+perf sched record -q -o direct.data -- ./probe ./floor "$source" "$rounds" 2>/dev/null | sed 's/^/floor: /'
 perf sched timehist -i relay.data -w > relay.txt 2>/dev/null
 perf sched timehist -i direct.data -w > direct.txt 2>/dev/null
-python3 "$here/decompose.py" probe relay:relay.txt direct:direct.txt
+python3 "$here/decompose.py" probe floor relay:relay.txt direct:direct.txt

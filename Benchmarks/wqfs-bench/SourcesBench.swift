@@ -104,14 +104,13 @@ final class SourceTrigger: @unchecked Sendable {
     /// The forker's stamp of the last round, taken just before its fork.
     private var forkerStart: UInt64?
     /// The process whose children a processes round times.
-    let parent: pid_t
+    var parent: pid_t { forker?.pid ?? getpid() }
 
     init(kind: SourceKind, directory: String, keys: BenchKeys?, forker: SourceFloor? = nil) {
         self.kind = kind
         self.directory = directory
         self.keys = keys
         self.forker = kind == .processes ? forker : nil
-        parent = self.forker?.pid ?? getpid()
     }
 
     /// The start of the round: `stamped` (taken before `fire`), or the forker's own

@@ -78,10 +78,10 @@ public enum MountOptions {
                 configuration.receiveBuffer = Int(try Grammar.number(bytes, in: 1...UInt64(Int32.max), what: name))
             case ("event_priority", let priority?):
                 configuration.eventPriority = Int32(try Grammar.number(priority, in: 0...99, what: name))
-            case (let item, nil) where listed != nil && !["sources", "source_buffer", "event_priority"].contains(item):
-                if item != "none" { listed?.insert(item) }
             case ("source_buffer", nil), ("event_priority", nil):
                 throw WQError(Glibc.EINVAL, "option \(name) needs a value (\(name)=N)")
+            case (let item, nil) where listed != nil && item != "sources":
+                if item != "none" { listed?.insert(item) }
             default:
                 throw WQError(Glibc.EINVAL, "option \(name) is only meaningful as sources=\(SystemSources.names.joined(separator: ",")),keys or sources=none")
             }

@@ -28,6 +28,13 @@ enum CapturedUevent {
         """.utf8)
 }
 
+/// A uevent whose devpath (95 bytes) and subsystem (20) do not fit a record.
+enum LongUevent {
+    static let path = "/devices/pci0000:00/0000:00:14.0/usb1/1-1/1-1:1.0/host6/target6:0:0/6:0:0:0/block/sdb/sdb1"
+    static let subsystem = "a-subsystem-name-of-20"
+    static let datagram = Array("add@\(path)\0ACTION=add\0DEVPATH=\(path)\0SUBSYSTEM=\(subsystem)\0SEQNUM=9\0".utf8)
+}
+
 @Suite("SystemSources: uevents")
 struct UeventTests {
     func string(_ bytes: [UInt8]?) -> String? { bytes.map { String(decoding: $0, as: UTF8.self) } }
@@ -136,20 +143,19 @@ struct UeventTests {
                 wqfs_abi_device($0, UInt32(DeviceAction.change.rawValue), seqnum, major, minor, subsystem, devpath)
             })
         }
-        // Cut where the record has no room, with the same flags as the decoder's record.
-        let path = "/devices/pci0000:00/0000:00:14.0/usb1/1-1/1-1:1.0/host6/target6:0:0/6:0:0:0/block/sdb/sdb1"
-        let long = Array("add@\(path)\0ACTION=add\0DEVPATH=\(path)\0SUBSYSTEM=a-subsystem-name-of-20\0SEQNUM=9\0".utf8)
-        let scanned = try scannedRecord(long)
-        #expect(scanned.devpath == path && scanned.record.count == 120)
-        #expect(scanned.record == (try Uevent(decoding: long)).notification.bytes)
+        // Cut where the record has no room, with the flags the C header sets.
+        let long = try scannedRecord(LongUevent.datagram)
+        #expect(long.devpath == LongUevent.path && long.record.count == 120)
+        #expect(long.record == cBytes {
+            wqfs_abi_device($0, UInt32(DeviceAction.add.rawValue), 9, 0xffff_ffff, 0xffff_ffff, LongUevent.subsystem, LongUevent.path)
+        })
         // Refused before anything is written.
         #expect(throws: DecodeError.self) { try scannedRecord(Array("libudev\0rest\0".utf8)) }
     }
 
     @Test func longDevpathsAndSubsystemsAreCutAndFlagged() throws {
-        let path = "/devices/pci0000:00/0000:00:14.0/usb1/1-1/1-1:1.0/host6/target6:0:0/6:0:0:0/block/sdb/sdb1"
-        let text = "add@\(path)\0ACTION=add\0DEVPATH=\(path)\0SUBSYSTEM=a-subsystem-name-of-20\0SEQNUM=9\0"
-        let record = try Uevent(decoding: Array(text.utf8)).notification
+        let path = LongUevent.path
+        let record = try Uevent(decoding: LongUevent.datagram).notification
         #expect(record.flags == [.devpathTruncated, .subsystemTruncated])
         #expect(record.bytes.count == 120)
         #expect(record.bytes[40...].elementsEqual(path.utf8.prefix(80)))
