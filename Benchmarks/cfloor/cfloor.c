@@ -12,10 +12,18 @@
  * Every file is opened direct_io and nonseekable, as wqfs opens them, and the loop
  * is fuse_session_loop_mt with wqfs's defaults (4 idle threads, 16 at most).
  *
- *   cfloor MOUNTPOINT [QUEUES]      (foreground; SIGTERM/SIGINT unmount and exit)
+ * With a mechanism named, one more thread relays it as wqfs's event thread does
+ * (the C relay: kernel event -> record -> parked read answered), for the system
+ * sources' benchmark: uevents as DEVICE records, the proc connector's forks and
+ * exits as PROCESS records, posted to every queue.
  *
- * Built by wqfs-bench at run time: cc -O2 cfloor.c $(pkg-config --cflags --libs fuse3)
+ *   cfloor MOUNTPOINT [QUEUES [devices|processes]]   (foreground; SIGTERM/SIGINT
+ *                                                     unmount and exit)
+ *
+ * Built by wqfs-bench at run time:
+ *   cc -O2 -I include cfloor.c $(pkg-config --cflags --libs fuse3)
  */
+#define _GNU_SOURCE
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
 #include <errno.h>
@@ -23,7 +31,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/cn_proc.h>
+#include <linux/connector.h>
+#include <linux/netlink.h>
+/* The record layouts the relay posts; <fcntl.h> came with fuse_lowlevel.h. */
+#define _LINUX_FCNTL_H
+#include "wqfs/records.h"
+#define PROGRAM "cfloor"
+#include "../common/stamp.h"
+#include "../common/mechanisms.h"
 
 #define ROOT_INO 1
 #define POST_INO 2
@@ -177,41 +197,156 @@ static void append(struct queue *q, const char *data, size_t len) {
     q->end += len;
 }
 
+/* Parked reads a post answered, replied to once the lock is released. */
 struct answer { fuse_req_t req; char *data; size_t len; };
+struct answers { struct answer small[16], *list; size_t count, cap; };
 
-static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size, off_t off,
-                     struct fuse_file_info *fi) {
-    (void)off; (void)fi;
-    if (inode_kind(ino) != 1) { fuse_reply_err(req, EBADF); return; }
-    struct answer small[16], *answers = small;
-    size_t nanswers = 0, capanswers = 16;
-    pthread_mutex_lock(&lock);
+static void answers_init(struct answers *a) {
+    a->list = a->small;
+    a->count = 0;
+    a->cap = 16;
+}
+
+static void answers_add(struct answers *a, struct parked *p, struct queue *q) {
+    if (a->count == a->cap) {
+        a->cap *= 2;
+        struct answer *more = malloc(a->cap * sizeof *more);
+        memcpy(more, a->list, a->count * sizeof *more);
+        if (a->list != a->small) free(a->list);
+        a->list = more;
+    }
+    a->list[a->count].req = p->req;
+    a->list[a->count].data = take(q, p->size, &a->list[a->count].len);
+    a->count++;
+}
+
+/* Appends `data` to every queue and takes what their parked reads can have into
+ * `out`. Called with the lock held. */
+static void post(const char *data, size_t size, struct answers *out) {
     for (int i = 0; i < nqueues; i++) {
         struct queue *q = &queues[i];
         append(q, data, size);
         while (q->parked && q->end > q->start) {
             struct parked *p = q->parked;
             q->parked = p->next;
-            if (nanswers == capanswers) {
-                capanswers *= 2;
-                struct answer *more = malloc(capanswers * sizeof *more);
-                memcpy(more, answers, nanswers * sizeof *more);
-                if (answers != small) free(answers);
-                answers = more;
-            }
-            answers[nanswers].req = p->req;
-            answers[nanswers].data = take(q, p->size, &answers[nanswers].len);
-            nanswers++;
+            answers_add(out, p, q);
             free(p);
         }
     }
+}
+
+static void send_answers(struct answers *a) {
+    for (size_t i = 0; i < a->count; i++) {
+        fuse_reply_buf(a->list[i].req, a->list[i].data, a->list[i].len);
+        free(a->list[i].data);
+    }
+    if (a->list != a->small) free(a->list);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size, off_t off,
+                     struct fuse_file_info *fi) {
+    (void)off; (void)fi;
+    if (inode_kind(ino) != 1) { fuse_reply_err(req, EBADF); return; }
+    struct answers answers;
+    answers_init(&answers);
+    pthread_mutex_lock(&lock);
+    post(data, size, &answers);
     pthread_mutex_unlock(&lock);
     fuse_reply_write(req, size);
-    for (size_t i = 0; i < nanswers; i++) {
-        fuse_reply_buf(answers[i].req, answers[i].data, answers[i].len);
-        free(answers[i].data);
+    send_answers(&answers);
+}
+
+/* ---- relay: a kernel mechanism's events as wqfs records ---------------------
+ * The minimal C version of what wqfs's event thread does for sources/devices and
+ * sources/processes: one thread blocked on the mechanism builds each event's
+ * record (include/wqfs/records.h), posts it and answers the parked reads itself.
+ * Posted records stay buffered until read, up to RELAY_BACKLOG bytes a queue
+ * (the machine's other events pile up while nobody reads; past that, dropped). */
+#define RELAY_BACKLOG (1 << 20)
+
+static const char *const actions[] = { "add", "remove", "change", "move", "online", "offline", "bind", "unbind" };
+
+/* A uevent ("ACTION@DEVPATH\0KEY=VALUE\0...") as a DEVICE record; its length, or 0. */
+static size_t device_record(const char *message, ssize_t n, unsigned char *record) {
+    const char *at = strchr(message, '@');
+    if (!at) return 0;
+    int subtype = -1;
+    for (int i = 0; i < 8; i++)
+        if (strlen(actions[i]) == (size_t)(at - message) && strncmp(message, actions[i], (size_t)(at - message)) == 0) subtype = i;
+    if (subtype < 0) return 0;
+    struct wqfs_device_notification *device = (void *)record;
+    memset(record, 0, WQFS_DEVICE_MAX_LEN);
+    device->major = device->minor = WQFS_DEVICE_NO_NUMBER;
+    uint32_t flags = 0;
+    for (ssize_t i = (ssize_t)strlen(message) + 1; i < n; i += (ssize_t)strlen(message + i) + 1) {
+        const char *field = message + i;
+        if (strncmp(field, "SEQNUM=", 7) == 0) device->seqnum = strtoull(field + 7, NULL, 10);
+        else if (strncmp(field, "MAJOR=", 6) == 0) device->major = (uint32_t)strtoul(field + 6, NULL, 10);
+        else if (strncmp(field, "MINOR=", 6) == 0) device->minor = (uint32_t)strtoul(field + 6, NULL, 10);
+        else if (strncmp(field, "SUBSYSTEM=", 10) == 0) {
+            size_t length = strlen(field + 10);
+            if (length > WQFS_DEVICE_SUBSYSTEM_LEN) { length = WQFS_DEVICE_SUBSYSTEM_LEN; flags |= WQFS_DEVICE_SUBSYSTEM_TRUNCATED; }
+            memcpy(device->subsystem, field + 10, length);
+        }
     }
-    if (answers != small) free(answers);
+    size_t devpath = strlen(at + 1);
+    if (devpath > WQFS_DEVICE_DEVPATH_MAX) { devpath = WQFS_DEVICE_DEVPATH_MAX; flags |= WQFS_DEVICE_DEVPATH_TRUNCATED; }
+    memcpy(device->devpath, at + 1, devpath);
+    size_t length = sizeof *device + ((devpath + 7) & ~(size_t)7);
+    device->watch.type = WQFS_WATCH_TYPE_DEVICE;
+    device->watch.subtype = (uint32_t)subtype;
+    device->watch.info = (uint32_t)length | flags;
+    return length;
+}
+
+/* A proc connector message's FORK or EXIT as a PROCESS record; its length, or 0. */
+static size_t process_record(const char *message, ssize_t n, unsigned char *record) {
+    if ((size_t)n < NLMSG_HDRLEN + sizeof(struct cn_msg) + sizeof(struct proc_event)) return 0;
+    const struct proc_event *event = (const void *)((const struct cn_msg *)NLMSG_DATA((const struct nlmsghdr *)message))->data;
+    if (event->what == PROC_EVENT_FORK) {
+        struct wqfs_process_notification_fork fork = {
+            .watch = { .type = WQFS_WATCH_TYPE_PROCESS, .subtype = WQFS_PROCESS_FORK, .info = sizeof fork },
+            .timestamp_ns = event->timestamp_ns,
+            .pid = (uint32_t)event->event_data.fork.child_pid, .tgid = (uint32_t)event->event_data.fork.child_tgid,
+            .parent_pid = (uint32_t)event->event_data.fork.parent_pid, .parent_tgid = (uint32_t)event->event_data.fork.parent_tgid,
+        };
+        memcpy(record, &fork, sizeof fork);
+        return sizeof fork;
+    }
+    if (event->what == PROC_EVENT_EXIT) {
+        struct wqfs_process_notification_exit exit = {
+            .watch = { .type = WQFS_WATCH_TYPE_PROCESS, .subtype = WQFS_PROCESS_EXIT, .info = sizeof exit },
+            .timestamp_ns = event->timestamp_ns,
+            .pid = (uint32_t)event->event_data.exit.process_pid, .tgid = (uint32_t)event->event_data.exit.process_tgid,
+            .exit_code = event->event_data.exit.exit_code, .exit_signal = event->event_data.exit.exit_signal,
+            .parent_pid = (uint32_t)event->event_data.exit.parent_pid, .parent_tgid = (uint32_t)event->event_data.exit.parent_tgid,
+        };
+        memcpy(record, &exit, sizeof exit);
+        return sizeof exit;
+    }
+    return 0;
+}
+
+struct relay { int fd, devices; };
+
+static void *relay(void *argument) {
+    const struct relay *mechanism = argument;
+    int fd = mechanism->fd, devices = mechanism->devices;
+    static char message[8192] __attribute__((aligned(8)));
+    unsigned char record[WQFS_DEVICE_MAX_LEN] __attribute__((aligned(8)));
+    for (;;) {
+        ssize_t n = receive_from_kernel(fd, message, sizeof message);
+        if (n < 0) continue;
+        size_t length = devices ? device_record(message, n, record) : process_record(message, n, record);
+        if (length == 0) continue;
+        struct answers answers;
+        answers_init(&answers);
+        pthread_mutex_lock(&lock);
+        if (queues[0].end - queues[0].start < RELAY_BACKLOG) post((const char *)record, length, &answers);
+        pthread_mutex_unlock(&lock);
+        send_answers(&answers);
+    }
+    return NULL;
 }
 
 static void op_destroy(void *userdata) {
@@ -240,8 +375,8 @@ static const struct fuse_lowlevel_ops ops = {
 };
 
 int main(int argc, char **argv) {
-    if (argc < 2) {
-        fprintf(stderr, "usage: cfloor MOUNTPOINT [QUEUES]\n");
+    if (argc < 2 || (argc > 3 && strcmp(argv[3], "devices") != 0 && strcmp(argv[3], "processes") != 0)) {
+        fprintf(stderr, "usage: cfloor MOUNTPOINT [QUEUES [devices|processes]]\n");
         return 2;
     }
     if (argc > 2) {
@@ -253,6 +388,15 @@ int main(int argc, char **argv) {
     struct fuse_session *se = fuse_session_new(&args, &ops, sizeof ops, NULL);
     if (!se) return 1;
     if (fuse_set_signal_handlers(se) != 0) return 1;
+    /* Subscribed before the mount appears, so no event after it is missed. */
+    static struct relay mechanism;
+    pthread_t relay_thread;
+    if (argc > 3) {
+        mechanism.devices = strcmp(argv[3], "devices") == 0;
+        mechanism.fd = mechanism.devices ? open_uevents() : open_proc_connector();
+        if (pthread_create(&relay_thread, NULL, relay, &mechanism) != 0) return 1;
+        pthread_setname_np(relay_thread, "cfloor-relay");
+    }
     if (fuse_session_mount(se, argv[1]) != 0) return 1;
     struct fuse_loop_config *config = fuse_loop_cfg_create();
     fuse_loop_cfg_set_idle_threads(config, 4);

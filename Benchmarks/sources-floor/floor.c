@@ -75,6 +75,7 @@ struct mount_id_request { uint32_t size, spare; uint64_t mount_id, param; };
 
 #define PROGRAM "sources-floor"
 #include "../common/stamp.h"
+#include "../common/mechanisms.h"
 
 /* One line, one write(2): the pipe keeps lines whole (PIPE_BUF). */
 static void emit(char kind, unsigned long long id, uint64_t ns) {
@@ -144,34 +145,13 @@ static void mounts(int rescans) {
 }
 
 static void processes(long parent) {
-    int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_CONNECTOR);
-    if (fd < 0) die("socket(NETLINK_CONNECTOR)");
-    struct sockaddr_nl address = { .nl_family = AF_NETLINK, .nl_groups = CN_IDX_PROC, .nl_pid = 0 };
-    if (bind(fd, (struct sockaddr *)&address, sizeof address) != 0) die("bind proc connector");
-    struct {
-        struct nlmsghdr header;
-        struct cn_msg message;
-        enum proc_cn_mcast_op op;
-    } __attribute__((packed)) listen = {
-        .header = { .nlmsg_len = sizeof listen, .nlmsg_type = NLMSG_DONE, .nlmsg_pid = (uint32_t)getpid() },
-        .message = { .id = { .idx = CN_IDX_PROC, .val = CN_VAL_PROC }, .len = sizeof(enum proc_cn_mcast_op) },
-        .op = PROC_CN_MCAST_LISTEN,
-    };
-    struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
-    if (sendto(fd, &listen, sizeof listen, 0, (struct sockaddr *)&kernel, sizeof kernel) != (ssize_t)sizeof listen)
-        die("PROC_CN_MCAST_LISTEN");
+    int fd = open_proc_connector();
     ready();
     static char buffer[4096] __attribute__((aligned(8)));
     for (;;) {
-        struct sockaddr_nl from;
-        socklen_t length = sizeof from;
-        ssize_t n = recvfrom(fd, buffer, sizeof buffer, 0, (struct sockaddr *)&from, &length);
+        ssize_t n = receive_from_kernel(fd, buffer, sizeof buffer);
         uint64_t t = now();
-        if (n < 0) {
-            if (errno == EINTR || errno == ENOBUFS) continue;
-            die("recv proc connector");
-        }
-        if (from.nl_pid != 0) continue; /* only the kernel speaks for the connector */
+        if (n < 0) continue;
         /* One proc_event per message: nlmsghdr, cn_msg, proc_event. */
         if ((size_t)n < NLMSG_HDRLEN + sizeof(struct cn_msg) + sizeof(struct proc_event)) continue;
         struct cn_msg *message = NLMSG_DATA((struct nlmsghdr *)buffer);
@@ -187,23 +167,13 @@ static void processes(long parent) {
 }
 
 static void devices(void) {
-    int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_KOBJECT_UEVENT);
-    if (fd < 0) die("socket(NETLINK_KOBJECT_UEVENT)");
-    struct sockaddr_nl address = { .nl_family = AF_NETLINK, .nl_groups = 1 };
-    if (bind(fd, (struct sockaddr *)&address, sizeof address) != 0) die("bind uevent");
+    int fd = open_uevents();
     ready();
     static char buffer[8192];
     for (;;) {
-        struct sockaddr_nl from;
-        socklen_t length = sizeof from;
-        ssize_t n = recvfrom(fd, buffer, sizeof buffer - 1, 0, (struct sockaddr *)&from, &length);
+        ssize_t n = receive_from_kernel(fd, buffer, sizeof buffer);
         uint64_t t = now();
-        if (n < 0) {
-            if (errno == EINTR || errno == ENOBUFS) continue;
-            die("recv uevent");
-        }
-        if (from.nl_pid != 0) continue; /* user-space senders (udev) are not the kernel */
-        buffer[n] = 0;
+        if (n < 0) continue; /* user-space senders (udev) are not the kernel */
         /* "ACTION@DEVPATH\0KEY=VALUE\0...": the header says enough; SEQNUM follows. */
         if (strcmp(buffer, "change@/devices/virtual/mem/null") != 0) continue;
         unsigned long long seqnum = 0;

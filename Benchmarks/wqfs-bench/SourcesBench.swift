@@ -393,6 +393,9 @@ enum SourcesBench {
         var rescan = [UInt64]()
         /// wqfs with its queue read by `floor queue` (not for keys).
         var separate = [UInt64]()
+        /// devices and processes: cfloor's C relay of the same mechanism, its queue
+        /// read by `floor queue`.
+        var relay = [UInt64]()
         /// processes only: wqfs and the floor with this large process forking
         /// instead of the small forker.
         var selfFork = [UInt64](), selfForkFloor = [UInt64]()
@@ -522,6 +525,16 @@ enum SourcesBench {
                           queue: "\(mount.root)/queues/\(queue)", unverified: &unverified)
     }
 
+    /// One batch through cfloor's C relay of the trigger's mechanism: a fresh relay
+    /// mount (nothing left queued from before), its queue read by `floor queue`.
+    static func relayBatch(cfloor: String, work: String, floorBinary: String, trigger: SourceTrigger, rounds: Int,
+                           unverified: inout Int) -> [UInt64] {
+        let relay = CFloor(binary: cfloor, mountpoint: "\(work)/relay", queues: 1, relay: trigger.kind.rawValue)
+        defer { relay.server.stop() }
+        return floorBatch(binary: floorBinary, trigger: trigger, rounds: rounds, mode: "queue",
+                          queue: "\(relay.server.mountpoint)/q0", unverified: &unverified)
+    }
+
     /// One batch through the floor: a fresh floor process, the same rounds.
     static func floorBatch(binary: String, trigger: SourceTrigger, rounds: Int, mode: String? = nil,
                            queue: String? = nil, unverified: inout Int) -> [UInt64] {
@@ -595,9 +608,10 @@ enum SourcesBench {
     static func measure(plan: Plan, work: String, wqfsBinary: String, floorSource: String, fuseFloor: CFloor) -> [Row] {
         log("sources: compiling the sources floor")
         let floorBinary = "\(work)/sources-floor"
-        // The project's include/ for wqfs/records.h (the queue mode's record layouts).
-        let include = floorSource.split(separator: "/", omittingEmptySubsequences: false).dropLast(3).joined(separator: "/") + "/include"
-        if run(["cc", "-O2", "-I", include, "-o", floorBinary, floorSource]) != 0 { fail("cannot compile \(floorSource)") }
+        // include/ for wqfs/records.h (the queue mode's record layouts).
+        if run(["cc", "-O2", "-I", projectInclude(forBenchmarkSource: floorSource), "-o", floorBinary, floorSource]) != 0 {
+            fail("cannot compile \(floorSource)")
+        }
 
         let directory = "\(work)/sources-tmpfs"
         mkdir(directory, 0o755)
@@ -648,6 +662,10 @@ enum SourcesBench {
                     latencies.separate += separateReaderBatch(mount, binary: floorBinary, queue: "lat-\(kind.rawValue)",
                                                               trigger: trigger, rounds: plan.rounds, unverified: &unverified)
                 }
+                if kind == .processes || kind == .devices {
+                    latencies.relay += relayBatch(cfloor: fuseFloor.binary, work: work, floorBinary: floorBinary,
+                                                  trigger: trigger, rounds: plan.rounds, unverified: &unverified)
+                }
                 if kind == .processes {
                     // Not the target's trigger: this process forking, as runs before
                     // the forker did, for comparison.
@@ -681,10 +699,10 @@ enum SourcesBench {
         // The bound scales by the round trip paced as the sources' rounds are (1 ms
         // of settling before each), so both sides of the comparison start as cold;
         // the back-to-back figure, warm, is given beside it.
-        func judged(_ w: Double, _ f: Double) -> (target: Target, note: String) {
+        func judged(_ w: Double, _ f: Double, _ who: String = "wqfs") -> (target: Target, note: String) {
             let bound = f + 1.2 * pacedMedian, warmBound = f + 1.2 * fuseMedian
             let target = Target(text: "≤ floor + 1.2 × FUSE round trip paced alike (\(Format.fixed(bound, 1)) µs)", met: w <= bound)
-            let note = "wqfs − floor \(Format.fixed(w - f, 1)) µs = \(Format.fixed((w - f) / pacedMedian, 2)) paced FUSE round trips "
+            let note = "\(who) − floor \(Format.fixed(w - f, 1)) µs = \(Format.fixed((w - f) / pacedMedian, 2)) paced FUSE round trips "
                 + "(\(Format.fixed((w - f) / fuseMedian, 2)) back to back: ≤ \(Format.fixed(warmBound, 1)) µs \(w <= warmBound ? "met" : "not met"))"
             return (target, note)
         }
@@ -724,6 +742,18 @@ enum SourcesBench {
                                   + verdict.note)
                 row.target = verdict.target
                 rows.append(row)
+            }
+            if !latencies.relay.isEmpty {
+                let w = percentile(latencies.separate, 0.5) / 1000
+                let c = percentile(latencies.relay, 0.5) / 1000
+                let f = percentile(latencies.floor, 0.5) / 1000
+                let verdict = judged(c, f, "C relay")
+                rows.append(Row(section: section, name: "\(kind.rawValue): the same through cfloor's C relay, median (\(latencies.relay.count) rounds)",
+                                unit: .microseconds, wqfs: w, floor: c, ratioFloor: w / c,
+                                note: "C floor column: cfloor.c relaying the mechanism (one thread blocked on it builds the record and answers the parked read, "
+                                    + "a minimal libfuse filesystem doing what wqfs's event thread does), its queue read by floor.c queue; "
+                                    + "wqfs column: the separate-reader row above. The C relay against the target's bound (\(verdict.target.text)): "
+                                    + (verdict.target.met ? "met" : "not met") + "; " + verdict.note))
             }
             if kind == .processes {
                 let w = percentile(latencies.selfFork, 0.5) / 1000

@@ -239,6 +239,12 @@ func waitFor(_ pid: pid_t) -> Int32 {
     return status & 0x7f == 0 ? (status >> 8) & 0xff : -1
 }
 
+/// The project's include/ (wqfs/records.h) for a benchmark's C source, which lives
+/// at Benchmarks/NAME/FILE.c.
+func projectInclude(forBenchmarkSource source: String) -> String {
+    source.split(separator: "/", omittingEmptySubsequences: false).dropLast(3).joined(separator: "/") + "/include"
+}
+
 /// Output of a shell command (for machine facts), trimmed.
 func shellOutput(_ command: String) -> String {
     guard let pipe = popen(command, "r") else { return "" }

@@ -87,14 +87,19 @@ final class WQFS {
     }
 }
 
-/// A running C floor mount with `queues` queue files.
+/// A running C floor mount with `queues` queue files; with `relay` (devices,
+/// processes) it also relays that kernel mechanism into them as wqfs's event
+/// thread does (cfloor.c's C relay).
 final class CFloor {
     let server: MountedServer
     let queues: Int
+    let binary: String
 
-    init(binary: String, mountpoint: String, queues: Int) {
+    init(binary: String, mountpoint: String, queues: Int, relay: String? = nil) {
         self.queues = queues
-        server = MountedServer(name: "cfloor", mountpoint: mountpoint, argv: [binary, mountpoint, "\(queues)"])
+        self.binary = binary
+        server = MountedServer(name: "cfloor", mountpoint: mountpoint,
+                               argv: [binary, mountpoint, "\(queues)"] + (relay.map { [$0] } ?? []))
     }
 
     func endpoints(readAll: Bool = false) -> Endpoints {
@@ -108,7 +113,8 @@ final class CFloor {
         let output = "\(directory)/cfloor"
         let flags = shellOutput("pkg-config --cflags --libs fuse3")
         if flags.isEmpty { fail("pkg-config knows no fuse3 (install libfuse3-dev)") }
-        let argv = ["cc", "-O2", "-o", output, source] + flags.split(separator: " ").map(String.init)
+        let argv = ["cc", "-O2", "-I", projectInclude(forBenchmarkSource: source), "-o", output, source]
+            + flags.split(separator: " ").map(String.init)
         if run(argv) != 0 { fail("cannot compile \(source)") }
         return output
     }
