@@ -453,8 +453,18 @@ public enum DeviceAction: UInt8, CaseIterable, Sendable {
 
     /// The action an ACTION value names, or nil for one the kernel does not send.
     public init?<C: Collection>(word: C) where C.Element == UInt8 {
-        guard let action = Self.allCases.first(where: { $0.word.utf8.elementsEqual(word) }) else { return nil }
-        self = action
+        // Lengths first: the event thread decodes every uevent, and most words
+        // differ in length, so at most two are compared byte by byte.
+        let count = word.count
+        for raw in Self.add.rawValue...Self.unbind.rawValue {
+            let action = Self(rawValue: raw)!
+            let candidate = action.word.utf8
+            if candidate.count == count && candidate.elementsEqual(word) {
+                self = action
+                return
+            }
+        }
+        return nil
     }
 }
 

@@ -140,8 +140,10 @@ public struct Uevent: Equatable, Hashable, Sendable {
         case action, devpath, subsystem, seqnum, major, minor, devname, devtype
 
         init?(_ key: UnsafeRawBufferPointer.SubSequence) {
+            // Lengths first: a uevent has about ten keys, each tried against eight names.
             func `is`(_ name: StaticString) -> Bool {
-                key.elementsEqual(UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+                key.count == name.utf8CodeUnitCount
+                    && key.elementsEqual(UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
             }
             if `is`("ACTION") { self = .action }
             else if `is`("DEVPATH") { self = .devpath }

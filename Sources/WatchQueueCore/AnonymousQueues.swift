@@ -179,9 +179,9 @@ extension Engine {
 
     /// Ends every read waiting on `queue` with end of file and hands back its poll
     /// tokens.
-    private static func endWaiters(of queue: QueueObject, state: inout State) -> Wakeups {
+    static func endWaiters(of queue: QueueObject, state: inout State) -> Wakeups {
         var wakeups = Wakeups()
-        wakeups.reads = queue.parked.map { ($0.token, .endOfFile) }
+        wakeups.reads = queue.parked.map { ParkedAnswer(token: $0.token, result: .endOfFile) }
         for read in queue.parked { state.parkedReads[read.token] = nil }
         wakeups.polls = queue.pollers.map(\.token)
         queue.parked = []

@@ -17,14 +17,25 @@ public enum ParkedReadResult: Equatable, Sendable {
 /// Replies and poll notifications that an operation made due, to be sent by the
 /// caller after the engine's lock is released. Empty unless someone was waiting.
 public struct Wakeups: Sendable {
-    /// Parked reads to answer: the token given when parking, and the answer.
-    public var reads: [(token: UInt64, result: ParkedReadResult)] = []
+    /// Parked reads to answer, in order.
+    public var reads: [ParkedAnswer] = []
     /// Poll tokens to notify (and then release): their queue became ready or went away.
     public var polls: [UInt64] = []
 
     public init() {}
 
     public var isEmpty: Bool { reads.isEmpty && polls.isEmpty }
+}
+
+/// A parked read's answer: the token given when parking it, and what it gets.
+public struct ParkedAnswer: Sendable {
+    public var token: UInt64
+    public var result: ParkedReadResult
+
+    public init(token: UInt64, result: ParkedReadResult) {
+        self.token = token
+        self.result = result
+    }
 }
 
 /// The outcome of a read that may wait.
@@ -417,7 +428,7 @@ public final class Engine: Sendable {
         while !queue.parked.isEmpty && queue.ring.isReadable {
             let read = queue.parked.removeFirst()
             state.parkedReads[read.token] = nil
-            wakeups.reads.append((read.token, takeArray(from: queue, capacity: read.capacity)))
+            wakeups.reads.append(ParkedAnswer(token: read.token, result: takeArray(from: queue, capacity: read.capacity)))
         }
         if !queue.pollers.isEmpty && queue.ring.isReadable {
             wakeups.polls += queue.pollers.map(\.token)
@@ -784,12 +795,10 @@ public final class Engine: Sendable {
     public func shutdown() -> Wakeups {
         state.withLock { state in
             var wakeups = Wakeups()
-            state.parkedReads = [:]
             for queue in state.queuesByID.values {
-                wakeups.reads += queue.parked.map { ($0.token, .endOfFile) }
-                wakeups.polls += queue.pollers.map(\.token)
-                queue.parked = []
-                queue.pollers = []
+                let ended = Self.endWaiters(of: queue, state: &state)
+                wakeups.reads += ended.reads
+                wakeups.polls += ended.polls
             }
             return wakeups
         }

@@ -61,9 +61,9 @@ public final class WatchQueueFileSystem: FuseFilesystem {
 
     /// Sends the replies and poll notifications an engine operation made due.
     func deliver(_ wakeups: Wakeups) {
-        for (token, result) in wakeups.reads {
-            let request = ParkedRequest(unsafeReclaimingToken: token).reclaim()
-            switch result {
+        for answer in wakeups.reads {
+            let request = ParkedRequest(unsafeReclaimingToken: answer.token).reclaim()
+            switch answer.result {
             case .data(let bytes): _ = request.reply(data: bytes)
             case .endOfFile: _ = request.reply(data: [])
             case .failure(let code): _ = request.reply(error: code)
