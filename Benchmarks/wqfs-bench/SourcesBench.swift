@@ -194,12 +194,14 @@ final class SourceTrigger: @unchecked Sendable {
             if subtype == 1 { return .final(u64(16)) }
         case .processes:
             // Only `parent` forks children here; its forks and exits name it as the
-            // parent (fork: parent_tgid at 28; exit: at 36). A new thread of this
-            // process (the reader) is a fork with this parent too, told apart by
-            // pid ≠ tgid.
+            // parent (fork: parent_tgid at 28; exit: at 36), except an exit the
+            // kernel reports after the parent reaped the child: its parent ids are
+            // 0 then (the reader counts those only for its own children). A new
+            // thread of this process (the reader) is a fork with this parent too,
+            // told apart by pid ≠ tgid.
             guard u32(16) == u32(20) else { return nil }
             if subtype == 0 && record.count >= 32 && u32(28) == UInt64(parent) { return .timed(u32(16)) }
-            if subtype == 8 && record.count >= 40 && u32(36) == UInt64(parent) { return .final(u32(16)) }
+            if subtype == 8 && record.count >= 40 && (u32(36) == UInt64(parent) || u32(36) == 0) { return .final(u32(16)) }
         case .devices:
             guard subtype == 2, record.count >= 40 else { return nil }
             let subsystem = String(decoding: record[24..<40].prefix { $0 != 0 }, as: UTF8.self)
@@ -224,10 +226,8 @@ final class SourceTrigger: @unchecked Sendable {
     }
 
     /// Whether a round ends with its timed event. Devices have one event per round.
-    /// Processes too: the child's exit follows, but waiting for its record made
-    /// runs hang (twice in about ten runs the kernel's exit event of a reaped child
-    /// never reached wqfs's socket, lost 0, ignored 0), so the round ends once the
-    /// child is reaped and the exit records are only counted.
+    /// Processes too: the child's exit follows, when the forker has already reaped
+    /// it, and its record is only counted.
     var timedIsFinal: Bool { kind != .mounts }
 }
 
@@ -326,7 +326,8 @@ final class SourceRounds: @unchecked Sendable {
     var tid: pid_t = 0
     /// What the reader saw last, for the message when a round never ends.
     var seen = [String]()
-    /// Final events read that did not end a round (processes: the children's exits).
+    /// Final events of this batch's timed ids read that did not end a round
+    /// (processes: the children's exits).
     let extraFinals = Atomic<Int>(0)
 
     init(_ rounds: Int) {
@@ -438,6 +439,8 @@ enum SourcesBench {
             defer { data.deallocate() }
             var round = 0
             var stamped = false
+            // The timed ids (processes: the children), so only their exits count.
+            var children = Set<UInt64>()
             while round < state.rounds {
                 var n: Int
                 repeat { n = read(fd, data, Clients.readSize) } while n < 0 && errno == EINTR
@@ -454,6 +457,7 @@ enum SourcesBench {
                         state.seen.append("round \(round): \(event)")
                         if state.seen.count > 8 { state.seen.removeFirst() }
                     }
+                    if case .timed(let id)? = event { children.insert(id) }
                     switch event {
                     case .timed(let id)? where !stamped:
                         state.ends[round] = now
@@ -469,7 +473,7 @@ enum SourcesBench {
                         stamped = false
                         round += 1
                         state.final.post()
-                    case .final?:
+                    case .final(let id)? where children.remove(id) != nil:
                         state.extraFinals.add(1, ordering: .relaxed)
                     default:
                         break
@@ -723,7 +727,10 @@ enum SourcesBench {
                         + "the wqfs mechanism read \(Format.fixed(Double(latencies.events) / Double(plan.reps * (plan.rounds + 1)), 1)) kernel events per round"
                     if kind == .processes {
                         note += "; the fork is made by floor.c forker, a small process, stamped just before it; "
-                            + "exit records of the children read by wqfs: \(latencies.exits) of \(plan.reps * (plan.rounds + 1))"
+                            // Each batch's last child exits after its reader stopped at the
+                            // last FORK, so rounds, not rounds + 1, exits can be read.
+                            + "exit records of the children read by wqfs: \(latencies.exits) of the \(plan.reps * plan.rounds) "
+                            + "that come before each batch's reader stops (its last child exits after)"
                     }
                     if latencies.unverified > 0 {
                         note += "; \(latencies.unverified) rounds could not confirm the reader was asleep first"
