@@ -13,9 +13,12 @@ import Glibc
 /// pthread mutex, which TSan intercepts, inside each critical section; every other
 /// build is a plain `Mutex` with nothing added.
 public struct Locked<Value: ~Copyable>: ~Copyable, @unchecked Sendable {
-    private let mutex: Mutex<Value>
+    // Visible to inlined code: withLock is specialized in the caller's module (a
+    // generic call across modules asked the runtime for Locked<T>'s metadata on
+    // every call, on the event thread's hot path too).
+    @usableFromInline let mutex: Mutex<Value>
     #if WQFS_TSAN
-    private let shadow: UnsafeMutablePointer<pthread_mutex_t>
+    @usableFromInline let shadow: UnsafeMutablePointer<pthread_mutex_t>
     #endif
 
     public init(_ value: consuming sending Value) {
@@ -34,7 +37,7 @@ public struct Locked<Value: ~Copyable>: ~Copyable, @unchecked Sendable {
     #endif
 
     /// `Mutex.withLock`.
-    @inline(__always)
+    @inlinable @inline(__always)
     public borrowing func withLock<Result: ~Copyable, E: Error>(
         _ body: (inout sending Value) throws(E) -> sending Result
     ) throws(E) -> sending Result {
