@@ -260,8 +260,9 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t si
  * The minimal C version of what wqfs's event thread does for sources/devices and
  * sources/processes: one thread blocked on the mechanism builds each event's
  * record (include/wqfs/records.h), posts it and answers the parked reads itself.
- * Posted records stay buffered until read, up to RELAY_BACKLOG bytes a queue
- * (the machine's other events pile up while nobody reads; past that, dropped). */
+ * Posted records stay buffered until read, up to RELAY_BACKLOG bytes in the
+ * first queue (every queue gets the same posts; the machine's other events pile
+ * up while nobody reads; past that, dropped). */
 #define RELAY_BACKLOG (1 << 20)
 
 static const char *const actions[] = { "add", "remove", "change", "move", "online", "offline", "bind", "unbind" };
@@ -278,8 +279,7 @@ static size_t device_record(const char *message, ssize_t n, unsigned char *recor
     memset(record, 0, WQFS_DEVICE_MAX_LEN);
     device->major = device->minor = WQFS_DEVICE_NO_NUMBER;
     uint32_t flags = 0;
-    for (ssize_t i = (ssize_t)strlen(message) + 1; i < n; i += (ssize_t)strlen(message + i) + 1) {
-        const char *field = message + i;
+    for (const char *field = uevent_field(message, n, NULL); field; field = uevent_field(message, n, field)) {
         if (strncmp(field, "SEQNUM=", 7) == 0) device->seqnum = strtoull(field + 7, NULL, 10);
         else if (strncmp(field, "MAJOR=", 6) == 0) device->major = (uint32_t)strtoul(field + 6, NULL, 10);
         else if (strncmp(field, "MINOR=", 6) == 0) device->minor = (uint32_t)strtoul(field + 6, NULL, 10);
@@ -301,8 +301,8 @@ static size_t device_record(const char *message, ssize_t n, unsigned char *recor
 
 /* A proc connector message's FORK or EXIT as a PROCESS record; its length, or 0. */
 static size_t process_record(const char *message, ssize_t n, unsigned char *record) {
-    if ((size_t)n < NLMSG_HDRLEN + sizeof(struct cn_msg) + sizeof(struct proc_event)) return 0;
-    const struct proc_event *event = (const void *)((const struct cn_msg *)NLMSG_DATA((const struct nlmsghdr *)message))->data;
+    const struct proc_event *event = proc_event_in(message, n);
+    if (!event) return 0;
     if (event->what == PROC_EVENT_FORK) {
         struct wqfs_process_notification_fork fork = {
             .watch = { .type = WQFS_WATCH_TYPE_PROCESS, .subtype = WQFS_PROCESS_FORK, .info = sizeof fork },

@@ -52,4 +52,19 @@ static ssize_t receive_from_kernel(int fd, char *buffer, size_t size) {
     return n;
 }
 
+/* The KEY=VALUE strings of a uevent of n bytes ("ACTION@DEVPATH\0KEY=VALUE\0...",
+ * NUL-terminated by receive_from_kernel): after `field`, or the first when it is
+ * NULL; NULL after the last. */
+static const char *uevent_field(const char *message, ssize_t n, const char *field) {
+    const char *next = field ? field + strlen(field) + 1 : message + strlen(message) + 1;
+    return next < message + n ? next : NULL;
+}
+
+/* The proc_event a proc connector message of n bytes carries (nlmsghdr, cn_msg,
+ * proc_event), or NULL when it is too short for one. */
+static const struct proc_event *proc_event_in(const char *message, ssize_t n) {
+    if ((size_t)n < NLMSG_HDRLEN + sizeof(struct cn_msg) + sizeof(struct proc_event)) return NULL;
+    return (const struct proc_event *)((const struct cn_msg *)NLMSG_DATA((const struct nlmsghdr *)message))->data;
+}
+
 #endif

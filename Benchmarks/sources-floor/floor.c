@@ -153,9 +153,8 @@ static void processes(long parent) {
         uint64_t t = now();
         if (n < 0) continue;
         /* One proc_event per message: nlmsghdr, cn_msg, proc_event. */
-        if ((size_t)n < NLMSG_HDRLEN + sizeof(struct cn_msg) + sizeof(struct proc_event)) continue;
-        struct cn_msg *message = NLMSG_DATA((struct nlmsghdr *)buffer);
-        struct proc_event *event = (struct proc_event *)message->data;
+        const struct proc_event *event = proc_event_in(buffer, n);
+        if (!event) continue;
         /* New threads of the parent are forks too: only processes (pid = tgid) count. */
         if (event->what == PROC_EVENT_FORK && event->event_data.fork.parent_tgid == parent &&
             event->event_data.fork.child_pid == event->event_data.fork.child_tgid)
@@ -177,8 +176,8 @@ static void devices(void) {
         /* "ACTION@DEVPATH\0KEY=VALUE\0...": the header says enough; SEQNUM follows. */
         if (strcmp(buffer, "change@/devices/virtual/mem/null") != 0) continue;
         unsigned long long seqnum = 0;
-        for (ssize_t at = (ssize_t)strlen(buffer) + 1; at < n; at += (ssize_t)strlen(buffer + at) + 1)
-            if (strncmp(buffer + at, "SEQNUM=", 7) == 0) seqnum = strtoull(buffer + at + 7, NULL, 10);
+        for (const char *field = uevent_field(buffer, n, NULL); field; field = uevent_field(buffer, n, field))
+            if (strncmp(field, "SEQNUM=", 7) == 0) seqnum = strtoull(field + 7, NULL, 10);
         emit('C', seqnum, t);
     }
 }

@@ -698,8 +698,10 @@ enum SourcesBench {
 
         var rows = [Row]()
         let section = "5. System sources: latency (triggering call → record read)"
-        let fuseMedian = percentile(fuse, 0.5) / 1000
-        let pacedMedian = percentile(paced, 0.5) / 1000
+        /// The median of samples in ns, in µs.
+        func median(_ samples: [UInt64]) -> Double { percentile(samples, 0.5) / 1000 }
+        let fuseMedian = median(fuse)
+        let pacedMedian = median(paced)
         // The bound scales by the round trip paced as the sources' rounds are (1 ms
         // of settling before each), so both sides of the comparison start as cold;
         // the back-to-back figure, warm, is given beside it.
@@ -712,6 +714,7 @@ enum SourcesBench {
         }
         for kind in SourceKind.allCases {
             let latencies = results[kind]!
+            let floorMedian = median(latencies.floor)
             for (label, p) in [("median", 0.5), ("p90", 0.9)] {
                 let w = percentile(latencies.wqfs, p) / 1000
                 let f = percentile(latencies.floor, p) / 1000
@@ -739,9 +742,9 @@ enum SourcesBench {
                 }
                 rows.append(row)
             }
+            let separateMedian = median(latencies.separate)
             if kind != .keys {
-                let w = percentile(latencies.separate, 0.5) / 1000
-                let f = percentile(latencies.floor, 0.5) / 1000
+                let w = separateMedian, f = floorMedian
                 let verdict = judged(w, f)
                 var row = Row(section: section, name: "\(kind.rawValue): the same, the queue read by a separate small process, median (\(latencies.separate.count) rounds)",
                               unit: .microseconds, wqfs: w, floor: f, ratioFloor: w / f,
@@ -751,10 +754,8 @@ enum SourcesBench {
                 rows.append(row)
             }
             if !latencies.relay.isEmpty {
-                let w = percentile(latencies.separate, 0.5) / 1000
-                let c = percentile(latencies.relay, 0.5) / 1000
-                let f = percentile(latencies.floor, 0.5) / 1000
-                let verdict = judged(c, f, "C relay")
+                let w = separateMedian, c = median(latencies.relay)
+                let verdict = judged(c, floorMedian, "C relay")
                 rows.append(Row(section: section, name: "\(kind.rawValue): the same through cfloor's C relay, median (\(latencies.relay.count) rounds)",
                                 unit: .microseconds, wqfs: w, floor: c, ratioFloor: w / c,
                                 note: "C floor column: cfloor.c relaying the mechanism (one thread blocked on it builds the record and answers the parked read, "
@@ -763,8 +764,7 @@ enum SourcesBench {
                                     + (verdict.target.met ? "met" : "not met") + "; " + verdict.note))
             }
             if kind == .processes {
-                let w = percentile(latencies.selfFork, 0.5) / 1000
-                let f = percentile(latencies.selfForkFloor, 0.5) / 1000
+                let w = median(latencies.selfFork), f = median(latencies.selfForkFloor)
                 rows.append(Row(section: section, name: "processes: fork(2) of the benchmark process itself → FORK record, median (\(latencies.selfFork.count) rounds)",
                                 unit: .microseconds, wqfs: w, floor: f, ratioFloor: w / f,
                                 note: "not the target's trigger: the large benchmark process forks (its reader thread then pays copy-on-write, "
@@ -772,8 +772,7 @@ enum SourcesBench {
                                     + judged(w, f).note))
             }
             if kind == .mounts {
-                let w = percentile(latencies.wqfs, 0.5) / 1000
-                let r = percentile(latencies.rescan, 0.5) / 1000
+                let w = median(latencies.wqfs), r = median(latencies.rescan)
                 rows.append(Row(section: section, name: "mounts: the floor reading the table twice per event before its stamp, median (\(latencies.rescan.count) rounds)",
                                 unit: .microseconds, wqfs: w, floor: r, ratioFloor: w / r,
                                 note: "C floor column: floor.c mounts-rescan, which reads /proc/self/mountinfo and does listmount + statmount of every mount twice after each fanotify read, as the wqfs mounts mechanism does (the POLLPRI scan, then the event's); the kernel side of that work, without the parse"))

@@ -181,11 +181,16 @@ extension Engine {
     /// tokens.
     static func endWaiters(of queue: QueueObject, state: inout State) -> Wakeups {
         var wakeups = Wakeups()
-        wakeups.reads = queue.parked.map { ParkedAnswer(token: $0.token, result: .endOfFile) }
+        endWaiters(of: queue, state: &state, into: &wakeups)
+        return wakeups
+    }
+
+    /// The same, added to `wakeups` (unmount ends every queue's waiters in one).
+    static func endWaiters(of queue: QueueObject, state: inout State, into wakeups: inout Wakeups) {
+        wakeups.reads += queue.parked.map { ParkedAnswer(token: $0.token, result: .endOfFile) }
         for read in queue.parked { state.parkedReads[read.token] = nil }
-        wakeups.polls = queue.pollers.map(\.token)
+        wakeups.polls += queue.pollers.map(\.token)
         queue.parked = []
         queue.pollers = []
-        return wakeups
     }
 }

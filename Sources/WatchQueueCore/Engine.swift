@@ -795,11 +795,7 @@ public final class Engine: Sendable {
     public func shutdown() -> Wakeups {
         state.withLock { state in
             var wakeups = Wakeups()
-            for queue in state.queuesByID.values {
-                let ended = Self.endWaiters(of: queue, state: &state)
-                wakeups.reads += ended.reads
-                wakeups.polls += ended.polls
-            }
+            for queue in state.queuesByID.values { Self.endWaiters(of: queue, state: &state, into: &wakeups) }
             return wakeups
         }
     }
